@@ -1,0 +1,30 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Alloy",
+    products: [
+        .executable(name: "alloy", targets: ["alloy"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Formats", targets: ["Formats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        .target(name: "Formats", dependencies: ["Tensors", "CZlib"]),
+        .executableTarget(name: "alloy", dependencies: [
+            "Tensors", "Formats",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "Tensors"],
+                    exclude: ["Fixtures/README.md"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

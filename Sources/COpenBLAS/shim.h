@@ -1,0 +1,4 @@
+#ifndef ALLOY_COPENBLAS_SHIM_H
+#define ALLOY_COPENBLAS_SHIM_H
+#include <cblas.h>
+#endif

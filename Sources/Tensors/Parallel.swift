@@ -1,0 +1,44 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A parallel-for over the machine's cores.
+public enum Parallel {
+    /// Worker count: `ALLOY_THREADS` if set, else the active processor count.
+    public static let threadCount: Int = {
+        if let s = getenv("ALLOY_THREADS"), let n = Int(String(cString: s)), n > 0 { return n }
+        return max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }()
+
+    /// Splits `0..<count` into contiguous chunks (at least `minChunk` long) and runs `body` on
+    /// each, concurrently. Runs inline when one chunk suffices.
+    public static func forChunks(count: Int, minChunk: Int = 4096, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let chunks = min(threadCount, max(1, count / max(minChunk, 1)))
+        if chunks == 1 { body(0..<count); return }
+        withoutActuallyEscaping(body) { body in
+            let box = UnsafeSendableBox(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = count * c / chunks, hi = count * (c + 1) / chunks
+                box.value(lo..<hi)
+            }
+        }
+    }
+
+    /// Runs `body(i)` for each `i` in `0..<count` concurrently (one task per index).
+    public static func forEach(count: Int, _ body: (Int) -> Void) {
+        guard count > 0 else { return }
+        if count == 1 || threadCount == 1 { for i in 0..<count { body(i) }; return }
+        withoutActuallyEscaping(body) { body in
+            let box = UnsafeSendableBox(body)
+            DispatchQueue.concurrentPerform(iterations: count) { box.value($0) }
+        }
+    }
+}
+
+/// Carries a non-Sendable value into `concurrentPerform`; the caller guarantees data-race freedom.
+public struct UnsafeSendableBox<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,39 @@
+/// Memory behind a tensor: either owned (64-byte aligned, writable) or a region of a
+/// `MappedFile` (read-only, shared, never copied).
+public final class TensorBuffer: @unchecked Sendable {
+    public let base: UnsafeRawPointer?
+    public let byteCount: Int
+    /// Non-nil when the buffer is a view into a mapped file.
+    public let mapping: MappedFile?
+    private let owned: UnsafeMutableRawPointer?
+
+    /// A zero-filled, owned buffer.
+    public init(zeroedByteCount: Int) {
+        precondition(zeroedByteCount >= 0)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(zeroedByteCount, 1), alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(zeroedByteCount, 1))
+        owned = p
+        base = UnsafeRawPointer(p)
+        byteCount = zeroedByteCount
+        mapping = nil
+    }
+
+    /// A view of `range` inside `file`. The caller has validated the range.
+    public init(mapping file: MappedFile, range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= file.size)
+        owned = nil
+        mapping = file
+        base = file.base.map { $0 + range.lowerBound }
+        byteCount = range.count
+    }
+
+    /// Writable pointer; only owned buffers are writable.
+    public var mutableBase: UnsafeMutableRawPointer {
+        guard let owned else { preconditionFailure("a mapped tensor is read-only; copy it first") }
+        return owned
+    }
+
+    public var isOwned: Bool { owned != nil }
+
+    deinit { owned?.deallocate() }
+}

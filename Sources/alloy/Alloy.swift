@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct Alloy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alloy",
+        abstract: "Store, merge, compose, serve and evaluate fine-tuned experts of a BERT-family encoder.",
+        version: "0.1.0",
+        subcommands: [Inspect.self]
+    )
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import Formats
+import Tensors
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the tensors of a .safetensors file or an HF model directory.")
+
+    @Argument(help: "A .safetensors file, a model.safetensors.index.json, or an HF model directory.")
+    var path: String
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func run() throws {
+        let source: WeightSource
+        do { source = try WeightSource(path: path) } catch {
+            throw ValidationError("\(error)")
+        }
+        let config = try modelConfig()
+        let rows = source.entries.map { e in
+            (name: e.name, dtype: e.info.dtype, dims: e.info.shape.dims,
+             params: e.info.shape.elementCount, bytes: e.info.dataRange.count)
+        }
+        let totalParams = rows.reduce(0) { $0 + $1.params }
+        let totalBytes = rows.reduce(0) { $0 + $1.bytes }
+        if json {
+            var obj: [String: Any] = [
+                "format": "safetensors",
+                "parameters": totalParams,
+                "bytes": totalBytes,
+                "files": source.files.count,
+                "tensors": rows.map { ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dims] as [String: Any] },
+            ]
+            if let config { obj["architecture"] = config.summary }
+            print(Console.json(obj))
+            return
+        }
+        var table = TextTable(["tensor", "dtype", "shape", "parameters", "bytes"],
+                              align: [.left, .left, .left, .right, .right])
+        let groups = Dictionary(grouping: rows, by: { LayerGroup.of($0.name) })
+        for key in groups.keys.sorted() {
+            let members = groups[key]!.sorted { $0.name < $1.name }
+            for r in members {
+                table.add([r.name, r.dtype.rawValue, Fmt.shape(r.dims), Fmt.int(r.params), Fmt.bytes(r.bytes)])
+            }
+            table.add(["  \(key.label) (\(members.count) tensors)", "", "",
+                       Fmt.int(members.reduce(0) { $0 + $1.params }), Fmt.bytes(members.reduce(0) { $0 + $1.bytes })])
+            table.rule()
+        }
+        table.add(["total (\(rows.count) tensors in \(source.files.count) file\(source.files.count == 1 ? "" : "s"))", "", "",
+                   Fmt.int(totalParams), Fmt.bytes(totalBytes)])
+        print(table.render())
+        if let config { print("\narchitecture: \(config.summary)") }
+        let dtypes = Dictionary(grouping: rows, by: \.dtype).map { "\($0.key.rawValue) \(Fmt.int($0.value.reduce(0) { $0 + $1.params }))" }
+        print("dtypes: \(dtypes.sorted().joined(separator: ", "))")
+    }
+
+    /// config.json beside the weights (or in the directory), if present.
+    func modelConfig() throws -> HFConfig? {
+        var isDir: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+        let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
+        let cfg = (dir.isEmpty ? "." : dir as NSString).appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: cfg) else { return nil }
+        return try HFConfig.load(path: cfg)
+    }
+}
+
+/// Groups tensor names by transformer layer ("layer 3") or by top-level module ("embeddings").
+struct LayerGroup: Hashable, Comparable {
+    let order: Int
+    let label: String
+
+    static func of(_ name: String) -> LayerGroup {
+        let parts = name.split(separator: ".")
+        for (i, p) in parts.enumerated() where (p == "layer" || p == "layers") && i + 1 < parts.count {
+            if let n = Int(parts[i + 1]) { return LayerGroup(order: 1 + n, label: "layer \(n)") }
+        }
+        let head = parts.first { !["bert", "model", "base_model", "roberta", "distilbert"].contains(String($0)) } ?? parts.first ?? ""
+        let rank = head.hasPrefix("embeddings") ? 0 : 1_000_000
+        return LayerGroup(order: rank, label: String(head))
+    }
+
+    static func < (l: LayerGroup, r: LayerGroup) -> Bool { (l.order, l.label) < (r.order, r.label) }
+}
