@@ -14,10 +14,7 @@ struct Inspect: ParsableCommand {
     var json = false
 
     func run() throws {
-        let source: WeightSource
-        do { source = try WeightSource(path: path) } catch {
-            throw ValidationError("\(error)")
-        }
+        let source = try WeightSource(path: path)
         let config = try modelConfig()
         let rows = source.entries.map { e in
             (name: e.name, dtype: e.info.dtype, dims: e.info.shape.dims,

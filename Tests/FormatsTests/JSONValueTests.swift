@@ -1,0 +1,29 @@
+import XCTest
+@testable import Formats
+
+final class JSONValueTests: XCTestCase {
+    func testParsesValuesInOrder() throws {
+        let v = try JSONValue.parse(#"{"b": [1, -2, 3.5, 1e2], "a": {"x": null, "y": true}, "s": "é\n\u00e9\ud83d\ude00"}"#)
+        guard case .object(let m) = v else { return XCTFail() }
+        XCTAssertEqual(m.map(\.0), ["b", "a", "s"])
+        XCTAssertEqual(v["b"], .array([.integer(1), .integer(-2), .number(3.5), .number(100)]))
+        XCTAssertEqual(v["s"], .string("é\né😀"))
+    }
+
+    func testRejectsDuplicatesDepthAndGarbage() {
+        let bad = [#"{"a":1,"a":2}"#, "[1,]", "{", #"{"a" 1}"#, "01", "1 2", #""\x""#, "\"a\u{01}\"", "-", "1e", #""\ud800""#,
+                   String(repeating: "[", count: 100) + String(repeating: "]", count: 100), "99999999999999999999"]
+        for text in bad {
+            XCTAssertThrowsError(try JSONValue.parse(text), text)
+        }
+        XCTAssertThrowsError(try JSONValue.parse(#"{"k":1,"k":1}"#)) { e in
+            XCTAssertEqual((e as? JSONParseError)?.reason, "duplicate key \"k\"")
+        }
+    }
+
+    func testSerializesLikeSerdeJSON() throws {
+        let v = JSONValue.object([("k", .string("a\"b\n\u{01}é")), ("n", .array([.integer(1), .bool(false), .null]))])
+        XCTAssertEqual(v.serialized(), #"{"k":"a\"b\n\u0001é","n":[1,false,null]}"#)
+        XCTAssertEqual(try JSONValue.parse(v.serialized()), v)
+    }
+}
