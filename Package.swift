@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
@@ -17,11 +18,14 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .target(name: "Tensors", dependencies: ["COpenBLAS"]),
-        .target(name: "Formats", dependencies: ["Tensors", "CZlib"]),
+        .target(name: "Formats", dependencies: [
+            "Tensors", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .executableTarget(name: "alloy", dependencies: [
             "Tensors", "Formats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Tensors"],
                     exclude: ["Fixtures/README.md"]),

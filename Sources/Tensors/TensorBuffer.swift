@@ -18,6 +18,16 @@ public final class TensorBuffer: @unchecked Sendable {
         mapping = nil
     }
 
+    /// An owned buffer whose bytes the caller will overwrite entirely (not zero-filled).
+    public init(uninitializedByteCount n: Int) {
+        precondition(n >= 0)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 64)
+        owned = p
+        base = UnsafeRawPointer(p)
+        byteCount = n
+        mapping = nil
+    }
+
     /// A view of `range` inside `file`. The caller has validated the range.
     public init(mapping file: MappedFile, range: Range<Int>) {
         precondition(range.lowerBound >= 0 && range.upperBound <= file.size)

@@ -14,6 +14,7 @@ struct Inspect: ParsableCommand {
     var json = false
 
     func run() throws {
+        if path.hasSuffix(".alloy") { return try inspectAlloy() }
         let source = try WeightSource(path: path)
         let config = try modelConfig()
         let rows = source.entries.map { e in
@@ -52,6 +53,34 @@ struct Inspect: ParsableCommand {
         if let config { print("\narchitecture: \(config.summary)") }
         let dtypes = Dictionary(grouping: rows, by: \.dtype).map { "\($0.key.rawValue) \(Fmt.int($0.value.reduce(0) { $0 + $1.params }))" }
         print("dtypes: \(dtypes.sorted().joined(separator: ", "))")
+    }
+
+    func inspectAlloy() throws {
+        let f = try AlloyFile(path: path)
+        let params = f.tensors.reduce(0) { $0 + $1.shape.elementCount }
+        let raw = f.tensors.reduce(0) { $0 + $1.rawBytes }
+        let stored = f.mapping.size
+        if json {
+            let obj: [String: Any] = [
+                "format": "alloy", "parameters": params, "bytes": stored, "raw_bytes": raw,
+                "kind": f.kind ?? NSNull(), "content_sha256": f.contentHash ?? NSNull(),
+                "tensors": f.tensors.map { ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.shape.dims,
+                                            "codec": $0.codec.description, "stored_bytes": $0.storedBytes, "chunks": $0.chunks.count] as [String: Any] },
+            ]
+            print(Console.json(obj))
+            return
+        }
+        var table = TextTable(["tensor", "dtype", "shape", "codec", "chunks", "raw", "stored", "ratio"],
+                              align: [.left, .left, .left, .left, .right, .right, .right, .right])
+        for e in f.tensors {
+            table.add([e.name, e.dtype.rawValue, Fmt.shape(e.shape.dims), e.codec.description, String(e.chunks.count),
+                       Fmt.bytes(e.rawBytes), Fmt.bytes(e.storedBytes), String(format: "×%.3f", Double(e.rawBytes) / Double(max(1, e.storedBytes)))])
+        }
+        table.rule()
+        table.add(["total (\(f.tensors.count) tensors, file incl. header)", "", "", "", "", Fmt.bytes(raw), Fmt.bytes(stored),
+                   String(format: "×%.3f", Double(raw) / Double(max(1, stored)))])
+        print(table.render())
+        print("\nkind: \(f.kind ?? "?")   parameters: \(Fmt.int(params))   content sha256: \(f.contentHash ?? "?")")
     }
 
     /// config.json beside the weights (or in the directory), if present.
