@@ -21,14 +21,17 @@ let package = Package(
         .target(name: "Formats", dependencies: [
             "Tensors", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .target(name: "Encoder", dependencies: ["Tensors", "Formats"]),
         .executableTarget(name: "alloy", dependencies: [
-            "Tensors", "Formats",
+            "Tensors", "Formats", "Encoder",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"]),
+        .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Formats", "Tensors"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Tensors"],
-                    exclude: ["Fixtures/README.md"]),
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

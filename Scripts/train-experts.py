@@ -32,6 +32,7 @@ FULL = os.path.join(ROOT, ".assets", "experts-full")
 MAX_LEN = 128
 SEED = 1234
 DENSITY = 0.005
+RETUNE_LR, HEAD_LR = 5e-4, 1e-3
 
 
 class MeanPoolClassifier(nn.Module):
@@ -76,6 +77,8 @@ def accuracy(model, tok, rows, labels):
 
 
 def train(model, tok, rows, labels, epochs, lr, params, after_step=None, log=""):
+    """AdamW (no weight decay) with linear warm-up over 10% and linear decay; `params` may be
+    parameter groups with their own learning rates."""
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     steps = epochs * math.ceil(len(rows) / 32)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)) * max(0.0, (steps - s) / steps))
@@ -137,6 +140,17 @@ def sha256(path):
     return h.hexdigest()
 
 
+LORA_SETTINGS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query", "value"], "lr": 1e-3, "batch_size": 32,
+                 "optimizer": "AdamW (wd 0), linear warmup 10% + decay"}
+
+
+def load_lora(folder, labels):
+    """A shipped LoRA expert, loaded fresh from its PEFT folder."""
+    from peft import PeftModel
+    torch.manual_seed(SEED)
+    return PeftModel.from_pretrained(MeanPoolClassifier(len(labels)), folder).eval()
+
+
 def train_lora(task, labels, tok, tr, dev, te, epochs, out_dir):
     from peft import LoraConfig, get_peft_model
     torch.manual_seed(SEED)
@@ -155,24 +169,34 @@ def train_lora(task, labels, tok, tr, dev, te, epochs, out_dir):
     json.dump(c, open(cfg_path, "w"), indent=2, sort_keys=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.rename(tmp, out_dir)
-    return result, {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query", "value"], "lr": 1e-3, "epochs": epochs, "batch_size": 32, "optimizer": "AdamW (wd 0), linear warmup 10% + decay"}
+    return result, dict(LORA_SETTINGS, epochs=epochs)
 
 
 def train_sparse(task, labels, tok, tr, dev, te, epochs_full, epochs_retune, out_dir, full_dir):
     torch.manual_seed(SEED)
     model = MeanPoolClassifier(len(labels))
     base = {n: p.detach().clone() for n, p in model.bert.named_parameters()}
-    secs1 = train(model, tok, tr, labels, epochs_full, 5e-5, list(model.parameters()), log=f"{task} full")
-    full_result = {"dev": accuracy(model, tok, dev, labels), "test": accuracy(model, tok, te, labels)}
-    # (c) keep the full fine-tune for measurements (not committed).
-    tmp_full = full_dir + ".partial"
-    shutil.rmtree(tmp_full, ignore_errors=True)
-    os.makedirs(tmp_full)
-    save_file({n: p.detach().contiguous() for n, p in model.bert.named_parameters()}, os.path.join(tmp_full, "model.safetensors"))
-    save_file({"classifier.weight": model.classifier.weight.detach().contiguous(), "classifier.bias": model.classifier.bias.detach().contiguous()}, os.path.join(tmp_full, "head.safetensors"))
-    json.dump({"task": task, "labels": labels, "accuracy": full_result}, open(os.path.join(tmp_full, "card.json"), "w"), indent=2)
-    shutil.rmtree(full_dir, ignore_errors=True)
-    os.rename(tmp_full, full_dir)
+    if os.path.exists(os.path.join(full_dir, "card.json")):
+        # Resume: the full fine-tune of an interrupted run is reused.
+        from safetensors.torch import load_file
+        model.bert.load_state_dict(load_file(os.path.join(full_dir, "model.safetensors")), strict=False)
+        head = load_file(os.path.join(full_dir, "head.safetensors"))
+        with torch.no_grad():
+            model.classifier.weight.copy_(head["classifier.weight"]); model.classifier.bias.copy_(head["classifier.bias"])
+        full_card = json.load(open(os.path.join(full_dir, "card.json")))
+        full_result, secs1 = full_card["accuracy"], full_card.get("train_seconds", 0.0)
+    else:
+        secs1 = train(model, tok, tr, labels, epochs_full, 5e-5, list(model.parameters()), log=f"{task} full")
+        full_result = {"dev": accuracy(model, tok, dev, labels), "test": accuracy(model, tok, te, labels)}
+        # (c) keep the full fine-tune for measurements (not committed).
+        tmp_full = full_dir + ".partial"
+        shutil.rmtree(tmp_full, ignore_errors=True)
+        os.makedirs(tmp_full)
+        save_file({n: p.detach().contiguous() for n, p in model.bert.named_parameters()}, os.path.join(tmp_full, "model.safetensors"))
+        save_file({"classifier.weight": model.classifier.weight.detach().contiguous(), "classifier.bias": model.classifier.bias.detach().contiguous()}, os.path.join(tmp_full, "head.safetensors"))
+        json.dump({"task": task, "labels": labels, "accuracy": full_result, "train_seconds": round(secs1, 1)}, open(os.path.join(tmp_full, "card.json"), "w"), indent=2)
+        shutil.rmtree(full_dir, ignore_errors=True)
+        os.rename(tmp_full, full_dir)
 
     # Diff pruning: the top DENSITY of |δ| over all encoder weights, globally.
     deltas = {n: (p.detach() - base[n]) for n, p in model.bert.named_parameters()}
@@ -187,7 +211,10 @@ def train_sparse(task, labels, tok, tr, dev, te, epochs_full, epochs_retune, out
             for n, p in params.items():
                 p.copy_(base[n] + (p - base[n]) * masks[n])
     project()
-    secs2 = train(model, tok, tr, labels, epochs_retune, 1e-4, list(model.parameters()), after_step=project, log=f"{task} retune")
+    # The kept entries must move far from where the full fine-tune left them, and the head must
+    # re-fit features that are 99.5% the base's again: larger learning rates than fine-tuning.
+    groups = [{"params": list(model.bert.parameters()), "lr": RETUNE_LR}, {"params": list(model.classifier.parameters()), "lr": HEAD_LR}]
+    secs2 = train(model, tok, tr, labels, epochs_retune, RETUNE_LR, groups, after_step=project, log=f"{task} retune")
 
     # Store values as F16, and measure what is stored.
     tensors, touched, kept = {}, 0, 0
@@ -217,7 +244,7 @@ def train_sparse(task, labels, tok, tr, dev, te, epochs_full, epochs_retune, out
     shutil.rmtree(out_dir, ignore_errors=True)
     os.rename(tmp, out_dir)
     return result, {"density": DENSITY, "kept_entries": kept, "tensors_touched": touched, "full_lr": 5e-5, "full_epochs": epochs_full,
-                    "retune_lr": 1e-4, "retune_epochs": epochs_retune, "batch_size": 32, "values": "F16"}
+                    "retune_lr": RETUNE_LR, "retune_head_lr": HEAD_LR, "retune_epochs": epochs_retune, "batch_size": 32, "values": "F16"}
 
 
 def main():
@@ -246,16 +273,25 @@ def main():
         os.makedirs(out, exist_ok=True)
         card_path = os.path.join(out, "card.json")
         card = json.load(open(card_path)) if os.path.exists(card_path) else {"task": name, "labels": labels, "base": "sentence-transformers/all-MiniLM-L6-v2", "base_sha256": sha256(os.path.join(BASE, "model.safetensors")), "head": {"pooling": "mean", "input": "mean of the last hidden states over the attention mask (not normalised)", "max_length": MAX_LEN}, "seed": SEED}
+        def save_card():
+            with open(card_path + ".tmp", "w") as f:
+                json.dump(card, f, indent=2)
+                f.write("\n")
+            os.replace(card_path + ".tmp", card_path)
         if "probe_test_accuracy" not in card:
             card["probe_test_accuracy"] = linear_probe(tok, tr, te, labels)
-        if not os.path.isdir(os.path.join(out, "lora")):
-            card["lora"] = dict(zip(("accuracy", "settings"), train_lora(name, labels, tok, tr, dev, te, args.epochs_lora, os.path.join(out, "lora"))))
+            save_card()
+        lora_dir = os.path.join(out, "lora")
+        if not os.path.isdir(lora_dir):
+            card["lora"] = dict(zip(("accuracy", "settings"), train_lora(name, labels, tok, tr, dev, te, args.epochs_lora, lora_dir)))
+        elif "lora" not in card:
+            m = load_lora(lora_dir, labels)
+            card["lora"] = {"accuracy": {"dev": accuracy(m, tok, dev, labels), "test": accuracy(m, tok, te, labels)},
+                            "settings": dict(LORA_SETTINGS, epochs=args.epochs_lora)}
+        save_card()
         if not os.path.isdir(os.path.join(out, "sparse")):
             card["sparse"] = dict(zip(("accuracy", "settings"), train_sparse(name, labels, tok, tr, dev, te, args.epochs_full, args.epochs_retune, os.path.join(out, "sparse"), os.path.join(FULL, name))))
-        with open(card_path + ".tmp", "w") as f:
-            json.dump(card, f, indent=2)
-            f.write("\n")
-        os.replace(card_path + ".tmp", card_path)
+        save_card()
         print(f"{name}: probe {card['probe_test_accuracy']:.4f}  lora test {card['lora']['accuracy']['test']:.4f}  sparse test {card['sparse']['accuracy']['test']:.4f}", flush=True)
 
 

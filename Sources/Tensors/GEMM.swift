@@ -5,6 +5,9 @@ import COpenBLAS
 /// C = alpha · op(A) · op(B) + beta · C, with op(X) = X or Xᵀ. A is m×k after op, B is k×n
 /// after op, C is m×n; leading dimensions are row strides.
 public enum GEMM {
+    /// Sets OpenBLAS's own thread count (1 while Alloy's parallel-for runs many small GEMMs).
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+
     public static func sgemm(
         transA: Bool = false, transB: Bool = false,
         m: Int, n: Int, k: Int,

@@ -1,0 +1,33 @@
+import Tensors
+
+/// One low-rank update of a linear layer (Hu et al. 2022, https://arxiv.org/abs/2106.09685):
+/// W' = W + scale · B·A with A: r×in, B: out×r, applied unmerged as y += scale·(x Aᵀ) Bᵀ.
+public struct LoRAWeights: @unchecked Sendable {
+    public let a: Tensor
+    public let b: Tensor
+    public let scale: Float
+    public var rank: Int { a.shape.dims[0] }
+}
+
+/// A LoRA adapter: low-rank updates by canonical linear path (e.g.
+/// `encoder.layer.0.attention.self.query`), plus an optional classification head.
+public final class LoRAAdapter: @unchecked Sendable {
+    public let name: String
+    public let layers: [String: LoRAWeights]
+    public let head: ClassificationHead?
+
+    public init(name: String, layers: [String: LoRAWeights], head: ClassificationHead?) {
+        self.name = name
+        self.layers = layers
+        self.head = head
+    }
+}
+
+/// The adapters active for a forward pass. `patched` replaces base weights (dense task vectors
+/// applied with λ, sparse deltas scattered into copies of only the tensors they touch); `loras`
+/// stay unmerged, each with its own scale. Swapping an `AdapterSet` never touches the base.
+public struct AdapterSet: @unchecked Sendable {
+    public var patched: [String: Tensor] = [:]
+    public var loras: [(adapter: LoRAAdapter, scale: Float)] = []
+    public init() {}
+}

@@ -1,0 +1,199 @@
+import Tensors
+
+/// Hidden states of a batch, packed without padding: sequence s owns rows
+/// `offsets[s]..<offsets[s+1]` of a (tokens × hidden) row-major matrix.
+public struct HiddenStates {
+    public var values: [Float]
+    public let offsets: [Int]
+    public let width: Int
+    public var count: Int { offsets.count - 1 }
+}
+
+extension EncoderModel {
+    /// Runs the encoder on `batch` (token ids with special tokens).
+    ///
+    /// - Parameters:
+    ///   - adapters: applied to every sequence.
+    ///   - perSequence: optional LoRA (with scale) per sequence, for mixed-adapter batches
+    ///     (PEFT's `adapter_names`): sequences are grouped by adapter so each group's low-rank
+    ///     update is two small GEMMs on its contiguous rows, inside one pass over the base GEMMs.
+    /// - Complexity: O(T·(4h² + 2hf) + Σ Lₛ²·h) for T tokens in all.
+    public func hiddenStates(_ batch: [[Int32]], adapters: AdapterSet = AdapterSet(),
+                             perSequence: [(adapter: LoRAAdapter, scale: Float)?]? = nil) -> HiddenStates {
+        // Order sequences so that equal per-sequence adapters are contiguous.
+        var order = Array(batch.indices)
+        if let per = perSequence {
+            precondition(per.count == batch.count)
+            order.sort { (per[$0].map { ObjectIdentifier($0.adapter).hashValue } ?? 0, $0) < (per[$1].map { ObjectIdentifier($0.adapter).hashValue } ?? 0, $1) }
+        }
+        var offsets = [0]
+        for i in order { offsets.append(offsets.last! + batch[i].count) }
+        let T = offsets.last!, H = hidden, F = config.intermediateSize
+        var groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)] = []
+        if let per = perSequence {
+            var s = 0
+            while s < order.count {
+                var e = s + 1
+                while e < order.count, per[order[e]]?.adapter === per[order[s]]?.adapter, per[order[e]]?.scale == per[order[s]]?.scale { e += 1 }
+                if let p = per[order[s]] { groups.append((offsets[s]..<offsets[e], p.adapter, p.scale)) }
+                s = e
+            }
+        }
+
+        var x = [Float](repeating: 0, count: T * H)
+        embed(order.map { batch[$0] }, offsets: offsets, into: &x, adapters: adapters)
+        var q = [Float](repeating: 0, count: T * H), k = q, v = q, ctx = q, tmp = q
+        var inter = [Float](repeating: 0, count: T * F)
+        for l in 0..<layers {
+            linear(.query, layer: l, x, rows: T, into: &q, adapters, groups)
+            linear(.key, layer: l, x, rows: T, into: &k, adapters, groups)
+            linear(.value, layer: l, x, rows: T, into: &v, adapters, groups)
+            attention(q, k, v, offsets: offsets, into: &ctx)
+            linear(.attentionOutput, layer: l, ctx, rows: T, into: &tmp, adapters, groups)
+            addAndNorm(&tmp, residual: x, norm: layerNorm(architecture.attentionNorm, l), adapters)
+            swap(&x, &tmp)
+            linear(.intermediate, layer: l, x, rows: T, into: &inter, adapters, groups)
+            inter.withUnsafeMutableBufferPointer { Kernels.gelu($0.baseAddress!, count: T * F) }
+            linear(.output, layer: l, inter, rows: T, into: &tmp, adapters, groups)
+            addAndNorm(&tmp, residual: x, norm: layerNorm(architecture.outputNorm, l), adapters)
+            swap(&x, &tmp)
+        }
+        // Restore the caller's order.
+        guard perSequence != nil else { return HiddenStates(values: x, offsets: offsets, width: H) }
+        var out = [Float](repeating: 0, count: T * H)
+        var outOffsets = [0]
+        for i in batch.indices { outOffsets.append(outOffsets.last! + batch[i].count) }
+        for (pos, i) in order.enumerated() {
+            let n = (offsets[pos + 1] - offsets[pos]) * H
+            out.withUnsafeMutableBufferPointer { o in
+                x.withUnsafeBufferPointer { src in
+                    (o.baseAddress! + outOffsets[i] * H).update(from: src.baseAddress! + offsets[pos] * H, count: n)
+                }
+            }
+        }
+        return HiddenStates(values: out, offsets: outOffsets, width: H)
+    }
+
+    func tensor(_ name: String, _ adapters: AdapterSet) -> UnsafePointer<Float> {
+        (adapters.patched[name] ?? weights[name]!).rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
+    }
+
+    func layerNorm(_ rel: String, _ l: Int) -> String {
+        architecture.layerPrefix.replacingOccurrences(of: "{i}", with: String(l)) + rel
+    }
+
+    func embed(_ seqs: [[Int32]], offsets: [Int], into x: inout [Float], adapters: AdapterSet) {
+        let H = hidden, a = architecture
+        let word = tensor(a.wordEmbeddings + ".weight", adapters)
+        let pos = tensor(a.positionEmbeddings + ".weight", adapters)
+        let type = a.tokenTypeEmbeddings.map { tensor($0 + ".weight", adapters) }
+        let vocab = config.vocabSize, maxPos = config.maxPositionEmbeddings
+        x.withUnsafeMutableBufferPointer { xb in
+            let xp = xb.baseAddress!
+            for (s, seq) in seqs.enumerated() {
+                for (j, id) in seq.enumerated() {
+                    let row = xp + (offsets[s] + j) * H
+                    let w = word + Int(min(max(id, 0), Int32(vocab - 1))) * H
+                    let p = pos + min(j + a.positionOffset, maxPos - 1) * H
+                    for c in 0..<H { row[c] = w[c] + p[c] }
+                    if let type { for c in 0..<H { row[c] += type[c] } }
+                }
+            }
+            Kernels.layerNorm(xp, rows: offsets.last!, width: H, gamma: tensor(a.embeddingNorm + ".weight", adapters),
+                              beta: tensor(a.embeddingNorm + ".bias", adapters), eps: eps)
+        }
+    }
+
+    /// y = x Wᵀ + b, plus every active LoRA update (all rows, then per-group rows).
+    func linear(_ which: Architecture.Linear, layer l: Int, _ x: [Float], rows T: Int, into y: inout [Float],
+                _ adapters: AdapterSet, _ groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)]) {
+        let path = architecture.path(which, layer: l)
+        let w = adapters.patched[path + ".weight"] ?? weights[path + ".weight"]!
+        let (N, K) = (w.shape.dims[0], w.shape.dims[1])
+        let bias = tensor(path + ".bias", adapters)
+        y.withUnsafeMutableBufferPointer { yb in
+            x.withUnsafeBufferPointer { xb in
+                let yp = yb.baseAddress!, xp = xb.baseAddress!
+                for r in 0..<T { (yp + r * N).update(from: bias, count: N) }
+                GEMM.sgemm(transB: true, m: T, n: N, k: K, a: xp, lda: K,
+                           b: w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: K, beta: 1, c: yp, ldc: N)
+                for (lora, scale) in adapters.loras {
+                    if let lw = lora.layers[path] { applyLoRA(lw, scale: scale, x: xp, rows: 0..<T, k: K, y: yp, n: N) }
+                }
+                for g in groups {
+                    if let lw = g.lora.layers[path] { applyLoRA(lw, scale: g.scale, x: xp, rows: g.rows, k: K, y: yp, n: N) }
+                }
+            }
+        }
+    }
+
+    /// y[rows] += scale · (x[rows] Aᵀ) Bᵀ
+    func applyLoRA(_ lw: LoRAWeights, scale: Float, x: UnsafePointer<Float>, rows: Range<Int>, k K: Int, y: UnsafeMutablePointer<Float>, n N: Int) {
+        let r = lw.rank, M = rows.count
+        guard M > 0 else { return }
+        var t = [Float](repeating: 0, count: M * r)
+        t.withUnsafeMutableBufferPointer { tb in
+            GEMM.sgemm(transB: true, m: M, n: r, k: K, a: x + rows.lowerBound * K, lda: K,
+                       b: lw.a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: K, c: tb.baseAddress!, ldc: r)
+            GEMM.sgemm(transB: true, m: M, n: N, k: r, alpha: lw.scale * scale, a: tb.baseAddress!, lda: r,
+                       b: lw.b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: r, beta: 1,
+                       c: y + rows.lowerBound * N, ldc: N)
+        }
+    }
+
+    /// Scaled dot-product attention per (sequence, head), on both cores.
+    func attention(_ q: [Float], _ k: [Float], _ v: [Float], offsets: [Int], into ctx: inout [Float]) {
+        let H = hidden, nh = heads, d = H / nh
+        let scale = 1 / Float(d).squareRoot()
+        let seqs = offsets.count - 1
+        q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+            ctx.withUnsafeMutableBufferPointer { cb in
+                let p = UnsafeSendableBox((qb.baseAddress!, kb.baseAddress!, vb.baseAddress!, cb.baseAddress!))
+                GEMM.setThreads(1)
+                defer { GEMM.setThreads(Parallel.threadCount) }
+                Parallel.forEach(count: seqs * nh) { job in
+                    let s = job / nh, h = job % nh
+                    let off = offsets[s], L = offsets[s + 1] - off
+                    guard L > 0 else { return }
+                    let (qp, kp, vp, cp) = p.value
+                    let scores = UnsafeMutablePointer<Float>.allocate(capacity: L * L)
+                    defer { scores.deallocate() }
+                    GEMM.sgemm(transB: true, m: L, n: L, k: d, alpha: scale, a: qp + off * H + h * d, lda: H,
+                               b: kp + off * H + h * d, ldb: H, c: scores, ldc: L)
+                    for r in 0..<L { Kernels.softmaxRow(scores + r * L, count: L) }
+                    GEMM.sgemm(m: L, n: d, k: L, a: scores, lda: L, b: vp + off * H + h * d, ldb: H,
+                               c: cp + off * H + h * d, ldc: H)
+                }
+            }
+        } } }
+    }
+
+    /// x = LayerNorm(x + residual)
+    func addAndNorm(_ x: inout [Float], residual: [Float], norm: String, _ adapters: AdapterSet) {
+        let n = x.count
+        x.withUnsafeMutableBufferPointer { xb in
+            residual.withUnsafeBufferPointer { rb in
+                Kernels.axpy(1, rb.baseAddress!, xb.baseAddress!, count: n)
+                Kernels.layerNorm(xb.baseAddress!, rows: n / hidden, width: hidden,
+                                  gamma: tensor(norm + ".weight", adapters), beta: tensor(norm + ".bias", adapters), eps: eps)
+            }
+        }
+    }
+
+    /// Mean of each sequence's hidden states (sentence-transformers' mean pooling), optionally
+    /// L2-normalised.
+    public func meanPool(_ h: HiddenStates, normalize: Bool) -> [[Float]] {
+        (0..<h.count).map { s in
+            let lo = h.offsets[s], hi = h.offsets[s + 1]
+            var m = [Float](repeating: 0, count: h.width)
+            for r in lo..<hi { for c in 0..<h.width { m[c] += h.values[r * h.width + c] } }
+            let n = Float(max(1, hi - lo))
+            for c in 0..<h.width { m[c] /= n }
+            if normalize {
+                let norm = max(1e-12, m.reduce(0) { $0 + $1 * $1 }.squareRoot())
+                for c in 0..<h.width { m[c] /= norm }
+            }
+            return m
+        }
+    }
+}

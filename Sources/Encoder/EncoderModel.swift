@@ -1,0 +1,77 @@
+import Foundation
+import Formats
+import Tensors
+
+/// A BERT-family encoder whose weights are views of a memory-mapped checkpoint. The base file
+/// is never rewritten: adapters patch copies of only the tensors they touch (`AdapterSet`).
+public final class EncoderModel: @unchecked Sendable {
+    public let directory: String
+    public let config: HFConfig
+    public let architecture: Architecture
+    /// Canonical tensor name → F32 tensor (mapped for F32 checkpoints, converted otherwise).
+    public let weights: [String: Tensor]
+    public let eps: Float
+
+    public var hidden: Int { config.hiddenSize }
+    public var heads: Int { config.numAttentionHeads }
+    public var layers: Int { config.numHiddenLayers }
+
+    /// Loads `config.json` and the weights in `directory`, strictly.
+    public init(directory: String) throws {
+        self.directory = directory
+        let configPath = (directory as NSString).appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            throw EncoderError.missingFile(path: configPath, hint: "a model directory needs config.json (Hugging Face format)")
+        }
+        config = try HFConfig.load(path: configPath)
+        guard let arch = Architecture.named(modelType: config.modelType, architectures: config.architectures) else {
+            throw EncoderError.unknownArchitecture(path: configPath, found: config.modelType ?? config.architectures?.first ?? "none")
+        }
+        architecture = arch
+        eps = Float(config.layerNormEps ?? 1e-12)
+        let source = try WeightSource(path: directory)
+        weights = try Self.bind(source, config: config, arch: arch, name: directory)
+    }
+
+    /// The expected shape of every weight, by canonical name.
+    static func expectedShapes(_ c: HFConfig, _ a: Architecture) -> [String: [Int]] {
+        let h = c.hiddenSize, f = c.intermediateSize
+        var s: [String: [Int]] = [
+            a.wordEmbeddings + ".weight": [c.vocabSize, h],
+            a.positionEmbeddings + ".weight": [c.maxPositionEmbeddings, h],
+            a.embeddingNorm + ".weight": [h], a.embeddingNorm + ".bias": [h],
+        ]
+        if let t = a.tokenTypeEmbeddings { s[t + ".weight"] = [c.typeVocabSize ?? 2, h] }
+        for i in 0..<c.numHiddenLayers {
+            for l in Architecture.Linear.allCases {
+                let (out, inp) = l == .intermediate ? (f, h) : l == .output ? (h, f) : (h, h)
+                s[a.path(l, layer: i) + ".weight"] = [out, inp]
+                s[a.path(l, layer: i) + ".bias"] = [out]
+            }
+            let p = a.layerPrefix.replacingOccurrences(of: "{i}", with: String(i))
+            for n in [a.attentionNorm, a.outputNorm] { s[p + n + ".weight"] = [h]; s[p + n + ".bias"] = [h] }
+        }
+        return s
+    }
+
+    static func bind(_ source: WeightSource, config: HFConfig, arch: Architecture, name: String) throws -> [String: Tensor] {
+        let expected = expectedShapes(config, arch)
+        var optional: [String: [Int]] = [:]
+        if let p = arch.pooler { optional[p + ".weight"] = [config.hiddenSize, config.hiddenSize]; optional[p + ".bias"] = [config.hiddenSize] }
+        var out: [String: Tensor] = [:]
+        for n in source.names {
+            let c = arch.canonical(n)
+            if arch.ignorable.contains(c) { continue }
+            guard let shape = expected[c] ?? optional[c] else { throw EncoderError.unexpectedTensor(model: name, tensor: n) }
+            let t = try source.tensor(n)
+            guard t.shape.dims == shape else { throw EncoderError.shapeMismatch(source: name, tensor: n, expected: shape, found: t.shape.dims) }
+            out[c] = t.dtype == .f32 ? t : try t.converted(to: .f32)
+        }
+        for n in expected.keys.sorted() where out[n] == nil { throw EncoderError.missingTensor(model: name, tensor: n) }
+        return out
+    }
+
+    func weight(_ name: String) -> UnsafePointer<Float> {
+        weights[name]!.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+import Formats
+import Tensors
+
+extension LoRAAdapter {
+    /// Loads a PEFT LoRA folder for `model`: module paths are mapped to the base's names and
+    /// every A/B shape is checked against the base weight it updates. A `classifier` in
+    /// `modules_to_save` becomes the adapter's head, labelled with `labels`.
+    public convenience init(peft directory: String, for model: EncoderModel, labels: [String] = []) throws {
+        let peft = try PEFTAdapter(directory: directory)
+        var layers: [String: LoRAWeights] = [:]
+        for m in peft.modules {
+            let path = model.architecture.canonical(m.path)
+            guard let w = model.weights[path + ".weight"] else {
+                throw EncoderError.adapter(path: directory, reason: "targets \"\(m.path)\", which the base model has no weight for — was it made for another architecture?")
+            }
+            let (out, inp) = (w.shape.dims[0], w.shape.dims[1])
+            guard m.a.shape.dims[1] == inp, m.b.shape.dims[0] == out else {
+                throw EncoderError.shapeMismatch(source: directory, tensor: m.path + ".lora_A/lora_B",
+                                                 expected: [out, inp], found: [m.b.shape.dims[0], m.a.shape.dims[1]])
+            }
+            layers[path] = LoRAWeights(a: m.a, b: m.b, scale: m.scale)
+        }
+        var head: ClassificationHead? = nil
+        if let w = peft.savedTensors.first(where: { $0.key.hasSuffix("classifier.weight") })?.value,
+           let b = peft.savedTensors.first(where: { $0.key.hasSuffix("classifier.bias") })?.value {
+            guard w.shape.rank == 2, w.shape.dims[1] == model.hidden else {
+                throw EncoderError.shapeMismatch(source: directory, tensor: "classifier.weight", expected: [w.shape.dims[0], model.hidden], found: w.shape.dims)
+            }
+            head = try ClassificationHead(weight: w, bias: b, labels: labels)
+        }
+        self.init(name: (directory as NSString).lastPathComponent, layers: layers, head: head)
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Tensors
+
+/// A PEFT LoRA folder: `adapter_config.json` + `adapter_model.safetensors`.
+///
+/// Scaling follows PEFT: α/r, or α/√r with `use_rslora`; `rank_pattern` and `alpha_pattern`
+/// override r and α for modules whose name ends with a pattern key (PEFT matches
+/// `(.*\.)?key$`). Tensors of `modules_to_save` (e.g. a classifier) are returned as-is.
+public struct PEFTAdapter {
+    public struct Module {
+        /// Module path without PEFT's `base_model.model.` prefix, e.g. `bert.encoder.layer.0.attention.self.query`.
+        public let path: String
+        public let a: Tensor     // r × in
+        public let b: Tensor     // out × r
+        public let scale: Float
+    }
+
+    public let directory: String
+    public let rank: Int
+    public let alpha: Double
+    public let useRSLoRA: Bool
+    public let targetModules: [String]
+    public let modulesToSave: [String]
+    public let modules: [Module]
+    /// Tensors of `modules_to_save`, by name without the PEFT prefix (e.g. `classifier.weight`).
+    public let savedTensors: [String: Tensor]
+    public let baseModelName: String?
+
+    public init(directory: String) throws {
+        self.directory = directory
+        let cfgPath = (directory as NSString).appendingPathComponent("adapter_config.json")
+        let wPath = (directory as NSString).appendingPathComponent("adapter_model.safetensors")
+        func fail(_ r: String) -> PEFTError { PEFTError(path: directory, reason: r) }
+        guard let data = FileManager.default.contents(atPath: cfgPath) else { throw fail("no adapter_config.json: not a PEFT adapter folder") }
+        guard let cfg = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw fail("adapter_config.json is not a JSON object") }
+        guard (cfg["peft_type"] as? String)?.uppercased() == "LORA" else { throw fail("peft_type is \(cfg["peft_type"] ?? "missing"); only LORA is supported") }
+        guard let r = cfg["r"] as? Int, r > 0 else { throw fail("adapter_config.json lacks a positive r") }
+        rank = r
+        alpha = (cfg["lora_alpha"] as? NSNumber)?.doubleValue ?? Double(r)
+        useRSLoRA = cfg["use_rslora"] as? Bool ?? false
+        if cfg["fan_in_fan_out"] as? Bool == true { throw fail("fan_in_fan_out = true (Conv1D models) is not supported for BERT-family encoders") }
+        if let bias = cfg["bias"] as? String, bias != "none" { throw fail("bias = \"\(bias)\" is not supported (only \"none\")") }
+        if cfg["use_dora"] as? Bool == true { throw fail("DoRA adapters are not supported") }
+        if let t = cfg["target_modules"] as? [String] { targetModules = t }
+        else if let t = cfg["target_modules"] as? String { targetModules = [t] }
+        else { targetModules = [] }
+        modulesToSave = cfg["modules_to_save"] as? [String] ?? []
+        baseModelName = cfg["base_model_name_or_path"] as? String
+        let rankPattern = (cfg["rank_pattern"] as? [String: Int]) ?? [:]
+        let alphaPattern = ((cfg["alpha_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
+        guard FileManager.default.fileExists(atPath: wPath) else { throw fail("no adapter_model.safetensors") }
+        let file = try SafetensorsFile(path: wPath)
+
+        func pattern(_ p: [String: some Any], _ module: String) -> String? {
+            p.keys.sorted().first { module == $0 || module.hasSuffix("." + $0) }
+        }
+        var a: [String: Tensor] = [:], b: [String: Tensor] = [:], saved: [String: Tensor] = [:]
+        for name in file.names {
+            var n = name
+            if n.hasPrefix("base_model.model.") { n.removeFirst("base_model.model.".count) }
+            let t = try file.tensor(name)
+            if let range = n.range(of: ".lora_A.") ?? n.range(of: ".lora_B.") {
+                let module = String(n[..<range.lowerBound])
+                guard n.hasSuffix(".weight") else { throw fail("tensor \"\(name)\": only LoRA weights are supported") }
+                guard t.shape.rank == 2, t.dtype.isFloatingPoint else { throw fail("tensor \"\(name)\" must be a floating-point matrix, is \(t.dtype.rawValue) \(t.shape)") }
+                if n[range].contains("lora_A") { a[module] = try t.converted(to: .f32) } else { b[module] = try t.converted(to: .f32) }
+            } else if modulesToSave.contains(where: { n.hasPrefix($0 + ".") || n.contains("." + $0 + ".") }) {
+                saved[n.replacingOccurrences(of: ".modules_to_save.default", with: "")] = try t.converted(to: .f32)
+            } else {
+                throw fail("tensor \"\(name)\" is neither a LoRA weight nor in modules_to_save")
+            }
+        }
+        var modules: [Module] = []
+        for (module, at) in a.sorted(by: { $0.key < $1.key }) {
+            guard let bt = b[module] else { throw fail("module \(module) has lora_A but no lora_B") }
+            let rm = at.shape.dims[0]
+            let expectRank = pattern(rankPattern, module).map { rankPattern[$0]! } ?? r
+            guard rm == expectRank, bt.shape.dims[1] == rm else {
+                throw fail("module \(module): lora_A \(at.shape) and lora_B \(bt.shape) do not match rank \(expectRank)")
+            }
+            let am = pattern(alphaPattern, module).map { alphaPattern[$0]! } ?? alpha
+            let scale = useRSLoRA ? am / Double(rm).squareRoot() : am / Double(rm)
+            modules.append(Module(path: module, a: at, b: bt, scale: Float(scale)))
+        }
+        for module in b.keys where a[module] == nil { throw fail("module \(module) has lora_B but no lora_A") }
+        guard !modules.isEmpty || !saved.isEmpty else { throw fail("adapter_model.safetensors holds no LoRA weights") }
+        self.modules = modules
+        self.savedTensors = saved
+    }
+}
+
+public struct PEFTError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}

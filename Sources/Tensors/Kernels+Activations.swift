@@ -1,0 +1,122 @@
+/// Activation and normalisation kernels for the encoder, vectorised over `SIMD8<Float>`.
+///
+/// Written for baseline x86-64 (SSE2): no rounding instructions, so `exp` rounds with the
+/// 1.5·2²³ magic-number trick instead of `rounded()` (which would become libm calls per lane).
+extension Kernels {
+    @inline(__always) static func bits(_ x: SIMD8<Float>) -> SIMD8<UInt32> { unsafeBitCast(x, to: SIMD8<UInt32>.self) }
+    @inline(__always) static func float(_ b: SIMD8<UInt32>) -> SIMD8<Float> { unsafeBitCast(b, to: SIMD8<Float>.self) }
+
+    /// eˣ per lane (Cephes `expf` polynomial, ≈ 2 ulp), inputs clamped to [−87.3, 88.7].
+    @inline(__always)
+    public static func exp(_ x0: SIMD8<Float>) -> SIMD8<Float> {
+        let x = x0.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.7))
+        let magic = SIMD8<Float>(repeating: 12582912)  // 1.5 · 2^23
+        let t = x * 1.44269504088896341 + magic
+        let n = t - magic                               // round(x · log2 e)
+        var r = x - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        var y = SIMD8<Float>(repeating: 1.9875691500e-4)
+        y = y * r + 1.3981999507e-3
+        y = y * r + 8.3334519073e-3
+        y = y * r + 4.1665795894e-2
+        y = y * r + 1.6666665459e-1
+        y = y * r + 5.0000001201e-1
+        y = y * r * r + r + 1
+        let e = (bits(t) &- bits(magic)) &+ 127
+        return y * float(e &<< 23)
+    }
+
+    /// erf per lane (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5·10⁻⁷).
+    @inline(__always)
+    public static func erf(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let a = float(bits(x) & 0x7FFF_FFFF)
+        let t = 1 / (1 + Float(0.3275911) * a)
+        var p = SIMD8<Float>(repeating: 1.061405429)
+        p = p * t - 1.453152027
+        p = p * t + 1.421413741
+        p = p * t - 0.284496736
+        p = p * t + 0.254829592
+        let y = 1 - p * t * exp(-(a * a))
+        return float(bits(y) | (bits(x) & 0x8000_0000))
+    }
+
+    /// In place GELU, the exact (erf) form used by BERT: x · ½(1 + erf(x/√2)).
+    public static func gelu(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        Parallel.forChunks(count: n, minChunk: 1 << 14) { r in
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound {
+                let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(x + i).storeBytes(of: v * 0.5 * (1 + erf(v * 0.70710678118654752)), as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < r.upperBound {
+                var lanes = SIMD8<Float>(repeating: 0)
+                lanes[0] = x[i]
+                x[i] = (lanes * 0.5 * (1 + erf(lanes * 0.70710678118654752)))[0]
+                i += 1
+            }
+        }
+    }
+
+    /// In place LayerNorm of `rows` rows of width `w`: (x − μ)/√(σ² + ε) · γ + β.
+    public static func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, width w: Int,
+                                 gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float) {
+        Parallel.forChunks(count: rows, minChunk: 64) { range in
+            for r in range {
+                let row = x + r * w
+                var s = SIMD8<Float>(repeating: 0)
+                var i = 0
+                while i + 8 <= w { s += UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self); i += 8 }
+                var sum = s.sum()
+                while i < w { sum += row[i]; i += 1 }
+                let mean = sum / Float(w)
+                var q = SIMD8<Float>(repeating: 0)
+                i = 0
+                let m8 = SIMD8<Float>(repeating: mean)
+                while i + 8 <= w {
+                    let d = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self) - m8
+                    q += d * d
+                    i += 8
+                }
+                var v = q.sum()
+                while i < w { let d = row[i] - mean; v += d * d; i += 1 }
+                let inv = 1 / (v / Float(w) + eps).squareRoot()
+                i = 0
+                let inv8 = SIMD8<Float>(repeating: inv)
+                while i + 8 <= w {
+                    let d = (UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self) - m8) * inv8
+                    let g = UnsafeRawPointer(gamma + i).loadUnaligned(as: SIMD8<Float>.self)
+                    let b = UnsafeRawPointer(beta + i).loadUnaligned(as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(row + i).storeBytes(of: d * g + b, as: SIMD8<Float>.self)
+                    i += 8
+                }
+                while i < w { row[i] = (row[i] - mean) * inv * gamma[i] + beta[i]; i += 1 }
+            }
+        }
+    }
+
+    /// In place softmax of one row of `n` values (single thread).
+    public static func softmaxRow(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        var m = -Float.infinity
+        for i in 0..<n { m = max(m, x[i]) }
+        let m8 = SIMD8<Float>(repeating: m)
+        var s8 = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let e = exp(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - m8)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: SIMD8<Float>.self)
+            s8 += e
+            i += 8
+        }
+        var sum = s8.sum()
+        while i < n {
+            var lanes = SIMD8<Float>(repeating: -Float.infinity)
+            lanes[0] = x[i] - m
+            x[i] = exp(lanes)[0]
+            sum += x[i]
+            i += 1
+        }
+        let inv = 1 / sum
+        for j in 0..<n { x[j] *= inv }
+    }
+}

@@ -1,0 +1,147 @@
+import XCTest
+import Foundation
+@testable import Encoder
+import Formats
+import Tensors
+
+enum Fixture {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static func path(_ rel: String) -> String { root.appendingPathComponent(rel).path }
+    static let minilm = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../.assets/minilm").standardized.path
+}
+
+final class TokenizerTests: XCTestCase {
+    /// Token ids equal the `tokenizers` library's on ≥ 200 varied lines (truncation at 256).
+    func testMatchesTokenizersLibrary() throws {
+        let tok = try WordPieceTokenizer(path: Fixture.path("minilm_tokenizer.json"))
+        let lines = try String(contentsOfFile: Fixture.path("tokenizer_corpus.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertGreaterThanOrEqual(lines.count, 200)
+        var mismatches = 0
+        for line in lines {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let text = obj["text"] as! String, ids = (obj["ids"] as! [Int]).map(Int32.init)
+            let ours = tok.encode(text, maxLength: 256)
+            if ours != ids {
+                mismatches += 1
+                XCTFail("\(text.debugDescription):\n ours \(ours)\n ref  \(ids)")
+            }
+        }
+        XCTAssertEqual(mismatches, 0)
+    }
+
+    func testMissingOrUnsupportedTokenizerIsAClearError() throws {
+        XCTAssertThrowsError(try WordPieceTokenizer(path: "/nonexistent/tokenizer.json")) {
+            XCTAssertTrue("\($0)".contains("tokenizer.json"), "\($0)")
+        }
+        let dir = NSTemporaryDirectory() + "alloy-tok-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try #"{"model":{"type":"BPE","vocab":{}}}"#.write(toFile: dir + "/tokenizer.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try WordPieceTokenizer(path: dir + "/tokenizer.json")) { XCTAssertTrue("\($0)".contains("only WordPiece"), "\($0)") }
+    }
+}
+
+final class ForwardTests: XCTestCase {
+    var model: EncoderModel!
+    var outputs: SafetensorsFile!
+    var batch: [[Int32]] = []
+
+    override func setUpWithError() throws {
+        model = try EncoderModel(directory: Fixture.path("tiny"))
+        outputs = try SafetensorsFile(path: Fixture.path("tiny/outputs.safetensors"))
+        let ids = try outputs.tensor("input_ids"), mask = try outputs.tensor("attention_mask")
+        let (b, l) = (ids.shape.dims[0], ids.shape.dims[1])
+        let idv = Array(ids.rawBytes.bindMemory(to: Int64.self)), mv = Array(mask.rawBytes.bindMemory(to: Int64.self))
+        batch = (0..<b).map { s in (0..<l).filter { mv[s * l + $0] == 1 }.map { Int32(idv[s * l + $0]) } }
+    }
+
+    /// Max |ours − reference| over the real (unpadded) tokens.
+    func maxError(_ h: HiddenStates, reference name: String) throws -> Float {
+        let ref = try outputs.tensor(name)
+        let (l, w) = (ref.shape.dims[1], ref.shape.dims[2])
+        let rv = try ref.floats()
+        var err: Float = 0
+        for s in 0..<h.count {
+            for j in 0..<(h.offsets[s + 1] - h.offsets[s]) {
+                for c in 0..<w { err = max(err, abs(h.values[(h.offsets[s] + j) * w + c] - rv[(s * l + j) * w + c])) }
+            }
+        }
+        return err
+    }
+
+    /// tolerance 1e-5 absolute on hidden states of magnitude ~1 (fp32 reference, seed 0).
+    func testBaseMatchesTransformers() throws {
+        XCTAssertLessThan(try maxError(model.hiddenStates(batch), reference: "base"), 1e-5)
+    }
+
+    func testLoRAMatchesPEFTUnmerged() throws {
+        let lora = try LoRAAdapter(peft: Fixture.path("tiny/lora"), for: model)
+        let rs = try LoRAAdapter(peft: Fixture.path("tiny/rslora"), for: model)
+        XCTAssertEqual(lora.layers["encoder.layer.0.attention.self.query"]?.scale, 8.0 / 4.0)
+        XCTAssertEqual(Double(rs.layers["encoder.layer.1.output.dense"]!.scale), 12.0 / 6.0.squareRoot(), accuracy: 1e-6)
+        var set = AdapterSet(); set.loras = [(lora, 1)]
+        XCTAssertLessThan(try maxError(model.hiddenStates(batch, adapters: set), reference: "lora"), 1e-5)
+        set.loras = [(rs, 1)]
+        XCTAssertLessThan(try maxError(model.hiddenStates(batch, adapters: set), reference: "rslora"), 1e-5)
+        set.loras = [(lora, 1), (rs, 1)]
+        XCTAssertLessThan(try maxError(model.hiddenStates(batch, adapters: set), reference: "lora_plus_rslora"), 1e-5)
+    }
+
+    /// Each sequence with its own adapter, in one pass, equals running each alone.
+    func testMixedAdapterBatchEqualsSeparateRuns() throws {
+        let lora = try LoRAAdapter(peft: Fixture.path("tiny/lora"), for: model)
+        let rs = try LoRAAdapter(peft: Fixture.path("tiny/rslora"), for: model)
+        let per: [(adapter: LoRAAdapter, scale: Float)?] = [(rs, 1), nil, (lora, 0.5)]
+        let mixed = model.hiddenStates(batch, perSequence: per)
+        for (s, p) in per.enumerated() {
+            var set = AdapterSet()
+            if let p { set.loras = [p] }
+            let alone = model.hiddenStates([batch[s]], adapters: set)
+            let lo = mixed.offsets[s]
+            for i in 0..<alone.values.count { XCTAssertEqual(mixed.values[lo * mixed.width + i], alone.values[i], accuracy: 1e-5) }
+        }
+    }
+
+    func testAdapterForAnotherShapeOrArchitectureIsAClearError() throws {
+        let dir = NSTemporaryDirectory() + "alloy-enc-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // An adapter whose A has the wrong input width.
+        try FileManager.default.copyItem(atPath: Fixture.path("tiny/lora/adapter_config.json"), toPath: dir + "/adapter_config.json")
+        let a = try Tensor([Float](repeating: 0.1, count: 4 * 48), shape: Shape([4, 48]))
+        let b = try Tensor([Float](repeating: 0.1, count: 32 * 4), shape: Shape([32, 4]))
+        try SafetensorsWriter.write([("base_model.model.encoder.layer.0.attention.self.query.lora_A.weight", a),
+                                     ("base_model.model.encoder.layer.0.attention.self.query.lora_B.weight", b)], to: dir + "/adapter_model.safetensors")
+        XCTAssertThrowsError(try LoRAAdapter(peft: dir, for: model)) { XCTAssertTrue("\($0)".contains("another base"), "\($0)") }
+        try SafetensorsWriter.write([("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight", a),
+                                     ("base_model.model.transformer.h.0.attn.c_attn.lora_B.weight", b)], to: dir + "/adapter_model.safetensors")
+        XCTAssertThrowsError(try LoRAAdapter(peft: dir, for: model)) { XCTAssertTrue("\($0)".contains("another architecture"), "\($0)") }
+        // A model directory with an unknown architecture.
+        try FileManager.default.copyItem(atPath: Fixture.path("tiny/model.safetensors"), toPath: dir + "/model.safetensors")
+        let cfg = try String(contentsOfFile: Fixture.path("tiny/config.json"), encoding: .utf8).replacingOccurrences(of: "\"bert\"", with: "\"gpt2\"")
+            .replacingOccurrences(of: "\"BertModel\"", with: "\"GPT2Model\"")
+        try cfg.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try EncoderModel(directory: dir)) { XCTAssertTrue("\($0)".contains("unknown architecture"), "\($0)") }
+    }
+}
+
+final class MiniLMTests: XCTestCase {
+    /// all-MiniLM-L6-v2 embeddings equal transformers' (mean pooling, normalise, truncation at
+    /// 256): min cosine ≥ 0.9999 over 24 sentences. Needs the base model fetched by
+    /// Scripts/fetch-assets (Scripts/test does that first).
+    func testEmbeddingsMatchTransformers() throws {
+        guard FileManager.default.fileExists(atPath: Fixture.minilm + "/model.safetensors") else {
+            throw XCTSkip("MiniLM not fetched: run Scripts/fetch-assets (Scripts/test does) to check embeddings against transformers")
+        }
+        let model = try EncoderModel(directory: Fixture.minilm)
+        let tok = try WordPieceTokenizer(path: Fixture.minilm + "/tokenizer.json")
+        let fx = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixture.path("minilm_embeddings.json")))) as! [String: Any]
+        let sentences = fx["sentences"] as! [String], ref = (fx["embeddings"] as! [[NSNumber]]).map { $0.map(\.floatValue) }
+        let emb = model.meanPool(model.hiddenStates(sentences.map { tok.encode($0, maxLength: 256) }), normalize: true)
+        var minCos: Float = 1
+        for (e, r) in zip(emb, ref) { minCos = min(minCos, zip(e, r).reduce(0) { $0 + $1.0 * $1.1 }) }
+        XCTAssertGreaterThanOrEqual(minCos, 0.9999)
+        print("MiniLM embeddings vs transformers: min cosine \(minCos) over \(sentences.count) sentences")
+    }
+}
