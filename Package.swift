@@ -26,7 +26,7 @@ let package = Package(
             "Tensors", "Formats", "Encoder",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats"]),
+        .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats", "Encoder"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"]),
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Formats", "Tensors"],
                     exclude: ["Fixtures"]),

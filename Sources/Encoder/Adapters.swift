@@ -7,6 +7,11 @@ public struct LoRAWeights: @unchecked Sendable {
     public let b: Tensor
     public let scale: Float
     public var rank: Int { a.shape.dims[0] }
+
+    public init(a: Tensor, b: Tensor, scale: Float) {
+        precondition(a.dtype == .f32 && b.dtype == .f32 && a.shape.dims[0] == b.shape.dims[1])
+        self.a = a; self.b = b; self.scale = scale
+    }
 }
 
 /// A LoRA adapter: low-rank updates by canonical linear path (e.g.

@@ -9,7 +9,9 @@ extension Kernels {
     /// eˣ per lane (Cephes `expf` polynomial, ≈ 2 ulp), inputs clamped to [−87.3, 88.7].
     @inline(__always)
     public static func exp(_ x0: SIMD8<Float>) -> SIMD8<Float> {
-        let x = x0.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.7))
+        var x = x0
+        x.replace(with: -87.3, where: x .< -87.3)
+        x.replace(with: 88.7, where: x .> 88.7)
         let magic = SIMD8<Float>(repeating: 12582912)  // 1.5 · 2^23
         let t = x * 1.44269504088896341 + magic
         let n = t - magic                               // round(x · log2 e)

@@ -1,4 +1,5 @@
 import Foundation
+import Encoder
 import Formats
 import Tensors
 
@@ -7,6 +8,9 @@ import Tensors
 ///
 ///   alloy-bench container FILE.safetensors [--reps N]
 ///       pack (encode only, in memory) and decode of every tensor, lossless automatic codecs.
+///   alloy-bench runtime MODEL_DIR SENTENCES.txt [--reps N]
+///       encoder throughput: base; LoRA r=8 on query/value unmerged vs merged into the weights;
+///       a batch mixing 8 different LoRA adapters vs one adapter; adapter hot-swap time.
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let t = DispatchTime.now().uptimeNanoseconds
@@ -49,6 +53,78 @@ func benchContainer(_ path: String) throws {
     print(String(decoding: data, as: UTF8.self))
 }
 
+/// A random LoRA (r=8, α=16) on every layer's query and value, seeded.
+func randomLoRA(_ model: EncoderModel, seed: UInt64) throws -> LoRAAdapter {
+    var state = seed
+    func next() -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000 * 0.05
+    }
+    var layers: [String: LoRAWeights] = [:]
+    for l in 0..<model.layers {
+        for which in [Architecture.Linear.query, .value] {
+            let h = model.hidden
+            let a = try Tensor((0..<(8 * h)).map { _ in next() }, shape: Shape([8, h]))
+            let b = try Tensor((0..<(h * 8)).map { _ in next() }, shape: Shape([h, 8]))
+            layers[model.architecture.path(which, layer: l)] = LoRAWeights(a: a, b: b, scale: 2)
+        }
+    }
+    return LoRAAdapter(name: "random-\(seed)", layers: layers, head: nil)
+}
+
+/// The adapter merged into copies of the weights it touches: W + scale·B·A.
+func merged(_ lora: LoRAAdapter, _ model: EncoderModel) throws -> AdapterSet {
+    var set = AdapterSet()
+    for (path, lw) in lora.layers {
+        let w = model.weights[path + ".weight"]!
+        let (n, k, r) = (w.shape.dims[0], w.shape.dims[1], lw.rank)
+        let out = try Tensor(dtype: .f32, shape: w.shape, bytes: w.rawBytes)
+        GEMM.sgemm(m: n, n: k, k: r, alpha: lw.scale, a: lw.b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), lda: r,
+                   b: lw.a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: k, beta: 1,
+                   c: out.buffer.mutableBase.assumingMemoryBound(to: Float.self), ldc: k)
+        set.patched[path + ".weight"] = out
+    }
+    return set
+}
+
+func benchRuntime(_ dir: String, _ sentences: String) throws {
+    let reps = option("--reps", default: 3)
+    let enc = try SentenceEncoder(directory: dir)
+    let texts = try String(contentsOfFile: sentences, encoding: .utf8).split(separator: "\n").map(String.init)
+    let ids = enc.tokenize(texts)
+    let tokens = ids.reduce(0) { $0 + $1.count }
+    // Batches of 32 sequences of similar length, as `alloy embed` forms them.
+    let order = ids.indices.sorted { ids[$0].count < ids[$1].count }
+    let batches = stride(from: 0, to: order.count, by: 32).map { Array(order[$0..<min(order.count, $0 + 32)]).map { ids[$0] } }
+    func run(_ body: ([[Int32]]) -> Void) -> Double {
+        (0..<reps).map { _ in seconds { for b in batches { body(b) } } }.min()!
+    }
+    let model = enc.model
+    let base = run { _ = model.hiddenStates($0) }
+    let lora = try randomLoRA(model, seed: 1)
+    var unmergedSet = AdapterSet(); unmergedSet.loras = [(lora, 1)]
+    let mergedSet = try merged(lora, model)
+    let tUnmerged = run { _ = model.hiddenStates($0, adapters: unmergedSet) }
+    let tMerged = run { _ = model.hiddenStates($0, adapters: mergedSet) }
+    let eight = try (1...8).map { try randomLoRA(model, seed: UInt64($0)) }
+    let tSingle = run { b in _ = model.hiddenStates(b, perSequence: b.indices.map { _ in (eight[0], 1) }) }
+    let tMixed = run { b in _ = model.hiddenStates(b, perSequence: b.indices.map { (eight[$0 % 8], 1) }) }
+    // Hot swap: replacing the active LoRA of an AdapterSet (the base stays loaded).
+    var swapSet = AdapterSet()
+    let swaps = 10_000
+    let tSwap = seconds { for i in 0..<swaps { swapSet.loras = [(eight[i % 8], 1)] } } / Double(swaps)
+    let result: [String: Any] = [
+        "sequences": texts.count, "tokens": tokens, "threads": Parallel.threadCount,
+        "base_seq_per_s": Double(texts.count) / base,
+        "lora_unmerged_seq_per_s": Double(texts.count) / tUnmerged, "lora_merged_seq_per_s": Double(texts.count) / tMerged,
+        "lora_overhead_vs_merged": tUnmerged / tMerged - 1,
+        "single_adapter_seq_per_s": Double(texts.count) / tSingle, "mixed8_seq_per_s": Double(texts.count) / tMixed,
+        "mixed8_vs_single": tSingle / tMixed, "hot_swap_ms": tSwap * 1000,
+    ]
+    let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
 let args = CommandLine.arguments
 guard args.count >= 3 else {
     FileHandle.standardError.write(Data("usage: alloy-bench container FILE.safetensors [--reps N]\n".utf8))
@@ -57,6 +133,7 @@ guard args.count >= 3 else {
 do {
     switch args[1] {
     case "container": try benchContainer(args[2])
+    case "runtime": try benchRuntime(args[2], args.count > 3 ? args[3] : "")
     default:
         FileHandle.standardError.write(Data("alloy-bench: unknown benchmark \(args[1])\n".utf8))
         exit(2)

@@ -1,0 +1,121 @@
+import Foundation
+import Formats
+import Tensors
+
+/// What an `--adapter PATH[@SCALE]` names, found by looking at the path.
+public enum AdapterSource: Equatable {
+    /// A PEFT LoRA folder (adapter_config.json).
+    case lora(String)
+    /// A diff-pruned delta: safetensors of `<tensor>.indices` (flat, I32/I64) and `<tensor>.values`.
+    case sparse(String)
+    /// A dense task vector: a safetensors file of deltas with the base's tensor names.
+    case taskVector(String)
+    /// A fully fine-tuned HF model directory: τ = θ_ft − θ_base.
+    case fineTuned(String)
+
+    public static func detect(_ path: String) throws -> AdapterSource {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw EncoderError.adapter(path: path, reason: "no such file or directory")
+        }
+        func has(_ f: String) -> Bool { fm.fileExists(atPath: (path as NSString).appendingPathComponent(f)) }
+        if isDir.boolValue {
+            if has("adapter_config.json") { return .lora(path) }
+            if has("delta.safetensors") { return .sparse((path as NSString).appendingPathComponent("delta.safetensors")) }
+            if has("config.json") { return .fineTuned(path) }
+            throw EncoderError.adapter(path: path, reason: "not a PEFT folder (adapter_config.json), a sparse delta (delta.safetensors) or an HF model (config.json)")
+        }
+        let file = try SafetensorsFile(path: path)
+        if file.names.contains(where: { $0.hasSuffix(".indices") }) { return .sparse(path) }
+        return .taskVector(path)
+    }
+}
+
+extension AdapterSet {
+    /// Adds the adapter at `path` with `scale` (LoRA: times its α/r; deltas: λ). Several
+    /// adapters sum their deltas. Returns the LoRA adapter when one was loaded (for its head).
+    @discardableResult
+    public mutating func add(path: String, scale: Float, model: EncoderModel, labels: [String] = []) throws -> LoRAAdapter? {
+        switch try AdapterSource.detect(path) {
+        case .lora(let dir):
+            let a = try LoRAAdapter(peft: dir, for: model, labels: labels)
+            loras.append((a, scale))
+            return a
+        case .sparse(let file):
+            try addSparse(SafetensorsFile(path: file), scale: scale, model: model)
+        case .taskVector(let file):
+            let f = try SafetensorsFile(path: file)
+            try addDense(names: f.names, tensor: { try f.tensor($0) }, minus: nil, scale: scale, model: model, source: file)
+        case .fineTuned(let dir):
+            let ft = try EncoderModel(directory: dir)
+            guard ft.config.hiddenSize == model.hidden, ft.layers == model.layers else {
+                throw EncoderError.adapter(path: dir, reason: "fine-tuned model has \(ft.layers) layers × \(ft.hidden), the base \(model.layers) × \(model.hidden)")
+            }
+            try addDense(names: Array(ft.weights.keys), tensor: { ft.weights[$0]! }, minus: model.weights, scale: scale, model: model, source: dir)
+        }
+        return nil
+    }
+
+    /// Copy-on-write: the first patch of a tensor copies it from the base.
+    mutating func writable(_ name: String, model: EncoderModel, source: String) throws -> UnsafeMutablePointer<Float> {
+        if patched[name] == nil {
+            guard let base = model.weights[name] else {
+                throw EncoderError.adapter(path: source, reason: "tensor \"\(name)\" is not a weight of the base model — was it made for another base?")
+            }
+            patched[name] = try Tensor(dtype: .f32, shape: base.shape, bytes: base.rawBytes)
+        }
+        return patched[name]!.buffer.mutableBase.assumingMemoryBound(to: Float.self)
+    }
+
+    mutating func addSparse(_ f: SafetensorsFile, scale: Float, model: EncoderModel) throws {
+        for idxName in f.names where idxName.hasSuffix(".indices") {
+            let name = model.architecture.canonical(String(idxName.dropLast(".indices".count)))
+            let valName = String(idxName.dropLast(".indices".count)) + ".values"
+            let idx = try f.tensor(idxName)
+            guard f.info(valName) != nil else { throw EncoderError.adapter(path: f.path, reason: "\(idxName) has no \(valName)") }
+            let values = try f.tensor(valName).floats()
+            guard idx.elementCount == values.count else {
+                throw EncoderError.adapter(path: f.path, reason: "\(idxName) has \(idx.elementCount) entries, \(valName) \(values.count)")
+            }
+            let indices: [Int]
+            switch idx.dtype {
+            case .i32: indices = idx.rawBytes.bindMemory(to: Int32.self).map { Int($0) }
+            case .i64: indices = idx.rawBytes.bindMemory(to: Int64.self).map { Int($0) }
+            default: throw EncoderError.adapter(path: f.path, reason: "\(idxName) must be I32 or I64, is \(idx.dtype.rawValue)")
+            }
+            let n = model.weights[name]?.elementCount ?? 0
+            let dst = try writable(name, model: model, source: f.path)
+            for (k, i) in indices.enumerated() {
+                guard i >= 0, i < n else { throw EncoderError.adapter(path: f.path, reason: "\(idxName)[\(k)] = \(i) is outside \(name) (\(n) elements)") }
+                dst[i] += scale * values[k]
+            }
+        }
+    }
+
+    mutating func addDense(names: [String], tensor: (String) throws -> Tensor, minus base: [String: Tensor]?, scale: Float,
+                           model: EncoderModel, source: String) throws {
+        for raw in names.sorted() {
+            let name = model.architecture.canonical(raw)
+            if model.architecture.ignorable.contains(name) { continue }
+            guard let b = model.weights[name] else {
+                throw EncoderError.adapter(path: source, reason: "tensor \"\(raw)\" is not a weight of the base model — was it made for another base?")
+            }
+            let t = try tensor(raw)
+            guard t.shape == b.shape else { throw EncoderError.shapeMismatch(source: source, tensor: raw, expected: b.shape.dims, found: t.shape.dims) }
+            var delta = try t.floats()
+            if base != nil { let bv = try b.floats(); for i in delta.indices { delta[i] -= bv[i] } }
+            if delta.allSatisfy({ $0 == 0 }) { continue }
+            let dst = try writable(name, model: model, source: source)
+            delta.withUnsafeBufferPointer { Kernels.axpy(scale, $0.baseAddress!, dst, count: delta.count) }
+        }
+    }
+}
+
+/// Parses `PATH[@SCALE]`.
+public func parseAdapterArgument(_ s: String) throws -> (path: String, scale: Float) {
+    if let at = s.lastIndex(of: "@"), let v = Float(s[s.index(after: at)...]) {
+        return (String(s[..<at]), v)
+    }
+    return (s, 1)
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Formats
+import Tensors
+
+extension ClassificationHead {
+    /// Labels from a `card.json` (`labels`) in `dir` or its parent, if any.
+    public static func labels(near dir: String) -> [String] {
+        for d in [dir, (dir as NSString).deletingLastPathComponent] {
+            if let data = FileManager.default.contents(atPath: (d as NSString).appendingPathComponent("card.json")),
+               let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let l = obj["labels"] as? [String] {
+                return l
+            }
+        }
+        return []
+    }
+
+    /// Loads a head from `path`: a `head.safetensors` file (classifier.weight/bias), a directory
+    /// holding one, or a PEFT folder whose modules_to_save hold the classifier.
+    public static func load(path: String, model: EncoderModel) throws -> ClassificationHead {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw EncoderError.head(path: path, reason: "no such file or directory")
+        }
+        let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
+        let labels = labels(near: dir)
+        if isDir.boolValue, FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("adapter_config.json")) {
+            guard let h = try LoRAAdapter(peft: path, for: model, labels: labels).head else {
+                throw EncoderError.head(path: path, reason: "the PEFT folder has no classifier in modules_to_save")
+            }
+            return h
+        }
+        let file = isDir.boolValue ? (path as NSString).appendingPathComponent("head.safetensors") : path
+        let f = try SafetensorsFile(path: file)
+        guard let w = f.names.first(where: { $0.hasSuffix("classifier.weight") }), let b = f.names.first(where: { $0.hasSuffix("classifier.bias") }) else {
+            throw EncoderError.head(path: file, reason: "needs classifier.weight and classifier.bias")
+        }
+        let head = try ClassificationHead(weight: f.tensor(w), bias: f.tensor(b), labels: labels)
+        guard head.weight.shape.dims[1] == model.hidden else {
+            throw EncoderError.shapeMismatch(source: file, tensor: w, expected: [head.count, model.hidden], found: head.weight.shape.dims)
+        }
+        if !labels.isEmpty, labels.count != head.count {
+            throw EncoderError.head(path: file, reason: "card.json names \(labels.count) labels but the head has \(head.count) outputs")
+        }
+        return head
+    }
+}
