@@ -22,8 +22,9 @@ let package = Package(
             "Tensors", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Encoder", dependencies: ["Tensors", "Formats"]),
+        .target(name: "Evaluation", dependencies: ["Encoder", "Formats", "Tensors"]),
         .executableTarget(name: "alloy", dependencies: [
-            "Tensors", "Formats", "Encoder",
+            "Tensors", "Formats", "Encoder", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats", "Encoder"]),

@@ -3,16 +3,22 @@ import Formats
 import Tensors
 
 extension ClassificationHead {
-    /// Labels from a `card.json` (`labels`) in `dir` or its parent, if any.
-    public static func labels(near dir: String) -> [String] {
+    /// The expert card (`card.json`) in `dir` or its parent, if any.
+    static func card(near dir: String) -> [String: Any]? {
         for d in [dir, (dir as NSString).deletingLastPathComponent] {
             if let data = FileManager.default.contents(atPath: (d as NSString).appendingPathComponent("card.json")),
-               let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let l = obj["labels"] as? [String] {
-                return l
+               let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                return obj
             }
         }
-        return []
+        return nil
     }
+
+    /// Labels from a `card.json` (`labels`) in `dir` or its parent, if any.
+    public static func labels(near dir: String) -> [String] { card(near: dir)?["labels"] as? [String] ?? [] }
+
+    /// The token limit recorded in a card (`head.max_length`), if any.
+    public static func maxLength(near dir: String) -> Int? { (card(near: dir)?["head"] as? [String: Any])?["max_length"] as? Int }
 
     /// Loads a head from `path`: a `head.safetensors` file (classifier.weight/bias), a directory
     /// holding one, or a PEFT folder whose modules_to_save hold the classifier.
@@ -24,9 +30,10 @@ extension ClassificationHead {
         let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
         let labels = labels(near: dir)
         if isDir.boolValue, FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("adapter_config.json")) {
-            guard let h = try LoRAAdapter(peft: path, for: model, labels: labels).head else {
+            guard var h = try LoRAAdapter(peft: path, for: model, labels: labels).head else {
                 throw EncoderError.head(path: path, reason: "the PEFT folder has no classifier in modules_to_save")
             }
+            h.maxLength = maxLength(near: dir)
             return h
         }
         let file = isDir.boolValue ? (path as NSString).appendingPathComponent("head.safetensors") : path
@@ -34,7 +41,8 @@ extension ClassificationHead {
         guard let w = f.names.first(where: { $0.hasSuffix("classifier.weight") }), let b = f.names.first(where: { $0.hasSuffix("classifier.bias") }) else {
             throw EncoderError.head(path: file, reason: "needs classifier.weight and classifier.bias")
         }
-        let head = try ClassificationHead(weight: f.tensor(w), bias: f.tensor(b), labels: labels)
+        var head = try ClassificationHead(weight: f.tensor(w), bias: f.tensor(b), labels: labels)
+        head.maxLength = maxLength(near: dir)
         guard head.weight.shape.dims[1] == model.hidden else {
             throw EncoderError.shapeMismatch(source: file, tensor: w, expected: [head.count, model.hidden], found: head.weight.shape.dims)
         }

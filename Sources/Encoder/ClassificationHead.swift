@@ -6,6 +6,8 @@ public struct ClassificationHead: @unchecked Sendable {
     public let weight: Tensor   // labels × hidden
     public let bias: Tensor     // labels
     public var labels: [String]
+    /// Token limit the head was trained with (card.json `head.max_length`), if recorded.
+    public var maxLength: Int?
 
     public init(weight: Tensor, bias: Tensor, labels: [String]) throws {
         guard weight.shape.rank == 2, bias.shape.dims == [weight.shape.dims[0]] else {

@@ -28,6 +28,7 @@ extension LoRAAdapter {
                 throw EncoderError.shapeMismatch(source: directory, tensor: "classifier.weight", expected: [w.shape.dims[0], model.hidden], found: w.shape.dims)
             }
             head = try ClassificationHead(weight: w, bias: b, labels: labels)
+            head?.maxLength = ClassificationHead.maxLength(near: directory)
         }
         self.init(name: (directory as NSString).lastPathComponent, layers: layers, head: head)
     }

@@ -26,13 +26,17 @@ public final class SentenceEncoder: @unchecked Sendable {
         maxLength = min((st?["max_seq_length"] as? Int) ?? model.config.maxPositionEmbeddings, model.config.maxPositionEmbeddings)
     }
 
-    public func tokenize(_ texts: [String]) -> [[Int32]] { texts.map { tokenizer.encode($0, maxLength: maxLength) } }
+    public func tokenize(_ texts: [String], maxLength: Int? = nil) -> [[Int32]] {
+        let limit = min(maxLength ?? self.maxLength, model.config.maxPositionEmbeddings)
+        return texts.map { tokenizer.encode($0, maxLength: limit) }
+    }
 
     /// Pooled vectors for `texts`, in batches of `batchSize` sequences of similar length.
-    /// `normalized` nil follows modules.json; heads use the unnormalised mean.
-    public func encode(_ texts: [String], adapters: AdapterSet = AdapterSet(), normalized: Bool? = nil, batchSize: Int = 32,
-                       progress: ((Int) -> Void)? = nil) -> [[Float]] {
-        let ids = tokenize(texts)
+    /// `normalized` nil follows modules.json; heads use the unnormalised mean. `maxLength`
+    /// overrides the configured token limit (a head's training limit).
+    public func encode(_ texts: [String], adapters: AdapterSet = AdapterSet(), normalized: Bool? = nil, maxLength: Int? = nil,
+                       batchSize: Int = 32, progress: ((Int) -> Void)? = nil) -> [[Float]] {
+        let ids = tokenize(texts, maxLength: maxLength)
         let order = ids.indices.sorted { (ids[$0].count, $0) < (ids[$1].count, $1) }
         var out = [[Float]](repeating: [], count: texts.count)
         var done = 0

@@ -103,7 +103,7 @@ struct Classify: ParsableCommand {
         }
         let texts = try options.lines()
         let progress = Progress(total: texts.count, label: "classifying")
-        let pooled = encoder.encode(texts, adapters: set, normalized: false, batchSize: options.batchSize, progress: progress.update)
+        let pooled = encoder.encode(texts, adapters: set, normalized: false, maxLength: h.maxLength, batchSize: options.batchSize, progress: progress.update)
         let probs = pooled.map(h.probabilities)
         if json {
             for p in probs {
