@@ -115,7 +115,7 @@ extension EncoderModel {
             x.withUnsafeBufferPointer { xb in
                 let yp = yb.baseAddress!, xp = xb.baseAddress!
                 for r in 0..<T { (yp + r * N).update(from: bias, count: N) }
-                GEMM.sgemm(transB: true, m: T, n: N, k: K, a: xp, lda: K,
+                GEMM.parallel(transB: true, m: T, n: N, k: K, a: xp, lda: K,
                            b: w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: K, beta: 1, c: yp, ldc: N)
                 for (lora, scale) in adapters.loras {
                     if let lw = lora.layers[path] { applyLoRA(lw, scale: scale, x: xp, rows: 0..<T, k: K, y: yp, n: N) }
@@ -133,9 +133,9 @@ extension EncoderModel {
         guard M > 0 else { return }
         var t = [Float](repeating: 0, count: M * r)
         t.withUnsafeMutableBufferPointer { tb in
-            GEMM.sgemm(transB: true, m: M, n: r, k: K, a: x + rows.lowerBound * K, lda: K,
+            GEMM.parallel(transB: true, m: M, n: r, k: K, a: x + rows.lowerBound * K, lda: K,
                        b: lw.a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: K, c: tb.baseAddress!, ldc: r)
-            GEMM.sgemm(transB: true, m: M, n: N, k: r, alpha: lw.scale * scale, a: tb.baseAddress!, lda: r,
+            GEMM.parallel(transB: true, m: M, n: N, k: r, alpha: lw.scale * scale, a: tb.baseAddress!, lda: r,
                        b: lw.b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: r, beta: 1,
                        c: y + rows.lowerBound * N, ldc: N)
         }
@@ -149,8 +149,6 @@ extension EncoderModel {
         q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
             ctx.withUnsafeMutableBufferPointer { cb in
                 let p = UnsafeSendableBox((qb.baseAddress!, kb.baseAddress!, vb.baseAddress!, cb.baseAddress!))
-                GEMM.setThreads(1)
-                defer { GEMM.setThreads(Parallel.threadCount) }
                 Parallel.forEach(count: seqs * nh) { job in
                     let s = job / nh, h = job % nh
                     let off = offsets[s], L = offsets[s + 1] - off

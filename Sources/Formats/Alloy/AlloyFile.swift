@@ -42,7 +42,45 @@ public final class AlloyFile: @unchecked Sendable {
 
     func decode(_ e: AlloyTensorEntry) throws -> Tensor {
         let bytes = mapping.bytes
-        // Verify every chunk's CRC first (in parallel), then decode.
+        var failures = [AlloyFormatError?](repeating: nil, count: e.chunks.count)
+        if e.codec == .raw, e.chunks.count > 0 {
+            let start = e.chunks[0].offset
+            let contiguous = e.chunks.indices.allSatisfy { e.chunks[$0].offset == start + $0 * e.chunkElements * e.dtype.byteSize }
+            if contiguous {
+                try verifyChecksums(e)
+                return try Tensor(dtype: e.dtype, shape: e.shape, buffer: TensorBuffer(mapping: mapping, range: start..<(start + e.rawBytes)))
+            }
+        }
+        // Each chunk is checked and decoded by one task, so decoding reads bytes the CRC just
+        // brought into cache.
+        let out = try Tensor(dtype: e.dtype, shape: e.shape, buffer: TensorBuffer(uninitializedByteCount: e.rawBytes))
+        let base = UnsafeSendableBox(out.buffer.mutableBase)
+        failures.withUnsafeMutableBufferPointer { f in
+            let fb = UnsafeSendableBox(f)
+            Parallel.forEach(count: e.chunks.count) { c in
+                let ch = e.chunks[c]
+                let stored = UnsafeRawBufferPointer(rebasing: bytes[ch.offset..<(ch.offset + ch.size)])
+                let crc = Deflate.crc32(stored)
+                guard crc == ch.crc else {
+                    fb.value[c] = .chunkChecksum(path: path, tensor: e.name, chunk: c, stored: ch.crc, computed: crc)
+                    return
+                }
+                let range = e.chunkRange(c)
+                do {
+                    try ChunkCodec.decode(e.codec, dtype: e.dtype, shape: e.shape, stored: stored,
+                                          count: range.count, into: base.value + range.lowerBound * e.dtype.byteSize)
+                } catch {
+                    fb.value[c] = .chunkPayload(path: path, tensor: e.name, chunk: c, reason: "\(error)")
+                }
+            }
+        }
+        if let f = failures.compactMap({ $0 }).first { throw f }
+        return out
+    }
+
+    /// Checks the CRC of every chunk of `e`, in parallel.
+    func verifyChecksums(_ e: AlloyTensorEntry) throws {
+        let bytes = mapping.bytes
         var failures = [AlloyFormatError?](repeating: nil, count: e.chunks.count)
         failures.withUnsafeMutableBufferPointer { f in
             let fb = UnsafeSendableBox(f)
@@ -53,31 +91,6 @@ public final class AlloyFile: @unchecked Sendable {
             }
         }
         if let f = failures.compactMap({ $0 }).first { throw f }
-        if e.codec == .raw, e.chunks.count > 0 {
-            let start = e.chunks[0].offset
-            let contiguous = e.chunks.indices.allSatisfy { e.chunks[$0].offset == start + $0 * e.chunkElements * e.dtype.byteSize }
-            if contiguous {
-                return try Tensor(dtype: e.dtype, shape: e.shape, buffer: TensorBuffer(mapping: mapping, range: start..<(start + e.rawBytes)))
-            }
-        }
-        let out = try Tensor(dtype: e.dtype, shape: e.shape, buffer: TensorBuffer(uninitializedByteCount: e.rawBytes))
-        let base = UnsafeSendableBox(out.buffer.mutableBase)
-        failures.withUnsafeMutableBufferPointer { f in
-            let fb = UnsafeSendableBox(f)
-            Parallel.forEach(count: e.chunks.count) { c in
-                let ch = e.chunks[c]
-                let range = e.chunkRange(c)
-                do {
-                    try ChunkCodec.decode(e.codec, dtype: e.dtype, shape: e.shape,
-                                          stored: UnsafeRawBufferPointer(rebasing: bytes[ch.offset..<(ch.offset + ch.size)]),
-                                          count: range.count, into: base.value + range.lowerBound * e.dtype.byteSize)
-                } catch {
-                    fb.value[c] = .chunkPayload(path: path, tensor: e.name, chunk: c, reason: "\(error)")
-                }
-            }
-        }
-        if let f = failures.compactMap({ $0 }).first { throw f }
-        return out
     }
 
     /// Decodes every tensor and checks the content hash.

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Encoder peers for the runtime benchmark: ONNX Runtime and PyTorch eager, 2 threads,
+batch 32, on the same sentences as `alloy embed` (mean pooling + L2 normalisation, truncation
+at 256, batches of similar length padded to the longest, as sentence-transformers does).
+
+Times only the inference loop (tokenisation included, model loading and Python start-up
+excluded) — a handicap for Alloy, whose figure is the whole `alloy embed` process.
+Prints one JSON object per peer.
+"""
+import json, os, sys, time
+import numpy as np
+import torch
+from transformers import AutoTokenizer, BertModel
+
+base, sentences = sys.argv[1], sys.argv[2]
+reps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+texts = [l for l in open(sentences).read().split("\n") if l]
+tok = AutoTokenizer.from_pretrained(base)
+order = sorted(range(len(texts)), key=lambda i: len(tok(texts[i], truncation=True, max_length=256)["input_ids"]))
+batches = [[texts[i] for i in order[s:s + 32]] for s in range(0, len(order), 32)]
+torch.set_num_threads(2)
+
+
+class Wrapped(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, input_ids, attention_mask):
+        return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+model = Wrapped(BertModel.from_pretrained(base).eval())
+
+
+def pool(h, mask):
+    m = mask[..., None].astype(np.float32)
+    e = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+def run_torch():
+    out = []
+    with torch.inference_mode():
+        for b in batches:
+            enc = tok(b, padding=True, truncation=True, max_length=256, return_tensors="pt")
+            out.append(pool(model(enc["input_ids"], enc["attention_mask"]).numpy(), enc["attention_mask"].numpy()))
+    return out
+
+
+def best(fn):
+    fn()  # warm-up
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return min(ts)
+
+
+t = best(run_torch)
+print(json.dumps({"tool": f"PyTorch {torch.__version__} eager", "seq_per_s": len(texts) / t, "seconds": t}), flush=True)
+
+import onnxruntime as ort
+path = os.path.join(os.path.dirname(os.path.abspath(sentences)), "minilm.onnx")
+if not os.path.exists(path):
+    ids = torch.ones(2, 16, dtype=torch.long)
+    torch.onnx.export(model, (ids, ids), path, input_names=["input_ids", "attention_mask"], output_names=["h"],
+                      dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}, "h": {0: "b", 1: "t"}},
+                      opset_version=17, dynamo=False)
+so = ort.SessionOptions()
+so.intra_op_num_threads = 2
+so.inter_op_num_threads = 1
+sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def run_ort():
+    out = []
+    for b in batches:
+        enc = tok(b, padding=True, truncation=True, max_length=256, return_tensors="np")
+        h = sess.run(None, {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)})[0]
+        out.append(pool(h, enc["attention_mask"]))
+    return out
+
+
+t = best(run_ort)
+print(json.dumps({"tool": f"ONNX Runtime {ort.__version__}", "seq_per_s": len(texts) / t, "seconds": t}), flush=True)
