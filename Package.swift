@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
@@ -22,15 +23,17 @@ let package = Package(
             "Tensors", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Encoder", dependencies: ["Tensors", "Formats"]),
+        .target(name: "Merging", dependencies: ["Tensors", "Formats", .product(name: "Yams", package: "Yams")]),
         .target(name: "Evaluation", dependencies: ["Encoder", "Formats", "Tensors"]),
         .executableTarget(name: "alloy", dependencies: [
-            "Tensors", "Formats", "Encoder", "Evaluation",
+            "Tensors", "Formats", "Encoder", "Evaluation", "Merging",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats", "Encoder"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"]),
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Formats", "Tensors"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "MergingTests", dependencies: ["Merging", "Formats", "Tensors"], exclude: ["Fixtures"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Tensors"],
                     exclude: ["Fixtures"]),
     ],

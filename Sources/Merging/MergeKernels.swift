@@ -1,0 +1,204 @@
+import Foundation
+import Tensors
+
+/// One tensor's inputs as F32 element pointers (mapped or converted), all of `count` elements.
+struct TensorInputs: @unchecked Sendable {
+    let base: UnsafePointer<Float>?
+    let models: [UnsafePointer<Float>]
+    let count: Int
+}
+
+/// Parameters resolved for one tensor: globals, and one dictionary per model.
+public struct ResolvedParameters: Sendable {
+    public var global: [String: Double]
+    public var perModel: [[String: Double]]
+}
+
+/// Summary of what sparsification kept, for reports and tests.
+public struct KeepStatistics: Sendable {
+    public var kept: Int = 0
+    public var total: Int = 0
+    public var rescale: [Double] = []
+}
+
+enum MergeKernels {
+    /// FNV-1a of the tensor name: a stable per-tensor stream id for seeded DARE masks.
+    static func streamID(_ name: String) -> UInt64 {
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return h
+    }
+
+    /// Counter-based uniform in [0, 1): the same value for (seed, model, tensor, index) on any
+    /// thread count.
+    @inline(__always)
+    static func uniform(_ key: UInt64, _ j: Int) -> Float {
+        var z = key &+ UInt64(j) &* 0x9E3779B97F4A7C15
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        z ^= z >> 31
+        return Float(z >> 40) * (1.0 / 16_777_216.0)
+    }
+
+    static func linear(_ x: TensorInputs, _ p: ResolvedParameters, out: UnsafeMutablePointer<Float>) {
+        let w = p.perModel.map { Float($0["weight"]!) }
+        let normalize = p.global["normalize"]! != 0
+        let denom = w.reduce(0, +)
+        let box = UnsafeSendableBox(out)
+        Parallel.forChunks(count: x.count, minChunk: 1 << 15) { r in
+            for j in r {
+                var s: Float = 0
+                for (i, m) in x.models.enumerated() { s += m[j] * w[i] }
+                box.value[j] = normalize ? s / denom : s
+            }
+        }
+    }
+
+    /// Which entries of τᵢ a model keeps.
+    enum Keep { case all, none, band(lo: Float, hi: Float), random(density: Float, key: UInt64) }
+
+    /// Generalized task arithmetic (mergekit `generalized_task_arithmetic.py`): sparsify each
+    /// τᵢ, weight it, elect signs by mass (TIES) when asked, average with the agreeing weights
+    /// when normalising, scale by λ, add to the base.
+    static func taskArithmetic(_ x: TensorInputs, _ p: ResolvedParameters, sparsification: MergeMethod.Sparsification?, consensus: Bool,
+                               tensor: String, out: UnsafeMutablePointer<Float>) -> KeepStatistics {
+        let n = x.count, m = x.models.count
+        let base = x.base!
+        let w = p.perModel.map { Float($0["weight"]!) }
+        let normalize = p.global["normalize"]! != 0, rescale = p.global["rescale"]! != 0
+        let lambda = Float(p.global["lambda"]!)
+        let seed = UInt64(p.global["seed"] ?? 0)
+        var keeps: [Keep] = []
+        for (i, model) in x.models.enumerated() {
+            let d = p.perModel[i]["density"] ?? 1
+            guard let s = sparsification, d < 1 else { keeps.append(.all); continue }
+            let abs: (Int) -> Float = { j in Swift.abs(model[j] - base[j]) }
+            switch s {
+            case .magnitude:
+                if d <= 0 || n == 0 { keeps.append(.none); continue }
+                let k = max(1, Int(d * Double(n)))
+                keeps.append(.band(lo: RadixSelect.ascending(rank: n - k, count: n, value: abs), hi: .infinity))
+            case .magnitudeOutliers:
+                let target = Int(d * Double(n)), top = Int((p.perModel[i]["gamma"] ?? 0.01) * Double(n))
+                let bottom = max(0, n - target - top)
+                if target == 0 { keeps.append(.none); continue }
+                keeps.append(.band(lo: RadixSelect.ascending(rank: bottom, count: n, value: abs),
+                                   hi: RadixSelect.ascending(rank: min(n - 1, bottom + target - 1), count: n, value: abs)))
+            case .random:
+                keeps.append(.random(density: Float(d), key: seed ^ streamID(tensor) ^ (UInt64(i + 1) << 56)))
+            }
+        }
+        @inline(__always) func kept(_ k: Keep, _ j: Int, _ delta: Float) -> Bool {
+            switch k {
+            case .all: return true
+            case .none: return false
+            case let .band(lo, hi): let a = Swift.abs(delta); return a >= lo && a <= hi
+            case let .random(density, key): return uniform(key, j) < density
+            }
+        }
+        // L1 rescaling of each sparsified τᵢ (mergekit `rescaled_masked_tensor`).
+        var scale = [Float](repeating: 1, count: m)
+        var stats = KeepStatistics(total: n * m)
+        for i in 0..<m {
+            let k = keeps[i], model = x.models[i]
+            var before = 0.0, after = 0.0, count = 0
+            let parts = 16
+            var partial = [(Double, Double, Int)](repeating: (0, 0, 0), count: parts)
+            partial.withUnsafeMutableBufferPointer { pb in
+                let box = UnsafeSendableBox(pb)
+                Parallel.forEach(count: parts) { q in
+                    var b = 0.0, a = 0.0, c = 0
+                    for j in (n * q / parts)..<(n * (q + 1) / parts) {
+                        let d = model[j] - base[j]
+                        b += Double(Swift.abs(d))
+                        if kept(k, j, d) { a += Double(Swift.abs(d)); c += 1 }
+                    }
+                    box.value[q] = (b, a, c)
+                }
+            }
+            for (b, a, c) in partial { before += b; after += a; count += c }
+            stats.kept += count
+            if rescale, sparsification != nil, before >= 1e-7, after >= 1e-7 { scale[i] = Float(before / after) }
+        }
+        stats.rescale = scale.map(Double.init)
+        let weightSum = w.reduce(0, +)
+        let box = UnsafeSendableBox(out)
+        Parallel.forChunks(count: n, minChunk: 1 << 14) { r in
+            var dw = [Float](repeating: 0, count: m)
+            for j in r {
+                let b = base[j]
+                var total: Float = 0
+                for i in 0..<m {
+                    let d = x.models[i][j] - b
+                    dw[i] = kept(keeps[i], j, d) ? d * scale[i] * w[i] : 0
+                    total += dw[i]
+                }
+                var mixed: Float, divisor: Float
+                if consensus {
+                    let majority: Float = total >= 0 ? 1 : -1
+                    mixed = 0; divisor = 0
+                    for i in 0..<m {
+                        let s: Float = dw[i] > 0 ? 1 : (dw[i] < 0 ? -1 : 0)
+                        if s == majority { mixed += dw[i]; divisor += w[i] }
+                    }
+                    if divisor == 0 { divisor = 1 }
+                } else {
+                    mixed = total
+                    divisor = Swift.abs(weightSum) < 1e-8 ? 1 : weightSum
+                }
+                if normalize { mixed /= divisor }
+                if lambda != 1 { mixed *= lambda }
+                box.value[j] = b + mixed
+            }
+        }
+        return stats
+    }
+
+    /// Spherical interpolation from the base (t = 0) to the other model (t = 1), over the whole
+    /// tensor; linear when the two are (anti)parallel (|cos| > 0.9995), as mergekit.
+    static func slerp(_ x: TensorInputs, t: Double, out: UnsafeMutablePointer<Float>) {
+        let a = x.base!, b = x.models[0], n = x.count
+        var na = 0.0, nb = 0.0
+        for j in 0..<n { na += Double(a[j]) * Double(a[j]); nb += Double(b[j]) * Double(b[j]) }
+        na = na.squareRoot(); nb = nb.squareRoot()
+        if na <= 1e-8 { na = 1 }
+        if nb <= 1e-8 { nb = 1 }
+        var dot = 0.0
+        for j in 0..<n { dot += (Double(a[j]) / na) * (Double(b[j]) / nb) }
+        dot = min(1, max(-1, dot))
+        let ca: Float, cb: Float
+        if n == 0 || Swift.abs(dot) > 0.9995 {
+            ca = Float(1 - t); cb = Float(t)
+        } else {
+            let theta = acos(dot), s = sin(theta)
+            ca = Float(sin((1 - t) * theta) / s); cb = Float(sin(t * theta) / s)
+        }
+        for j in 0..<n { out[j] = ca * a[j] + cb * b[j] }
+    }
+
+    /// Model Stock (Jang et al. 2024): interpolate between the base and the models' average by
+    /// t = k·cos/(1 + (k−1)·cos), cos the mean pairwise cosine of the models' offsets.
+    static func modelStock(_ x: TensorInputs, out: UnsafeMutablePointer<Float>) {
+        let base = x.base!, m = x.models.count, n = x.count
+        var cosines: [Double] = []
+        for i in 0..<m {
+            for k in (i + 1)..<m {
+                var dot = 0.0, ni = 0.0, nk = 0.0
+                for j in 0..<n {
+                    let a = Double(x.models[i][j] - base[j]), b = Double(x.models[k][j] - base[j])
+                    dot += a * b; ni += a * a; nk += b * b
+                }
+                cosines.append(min(1, max(-1, dot / max(ni.squareRoot() * nk.squareRoot(), 1e-6))))
+            }
+        }
+        let cos = cosines.reduce(0, +) / Double(cosines.count)
+        let den = 1 + Double(m - 1) * cos
+        let t = Float(Swift.abs(den) < 1e-6 ? 0 : Double(m) * cos / den)
+        for j in 0..<n {
+            var avg: Float = 0
+            for i in 0..<m { avg += x.models[i][j] }
+            avg /= Float(m)
+            out[j] = t * avg + (1 - t) * base[j]
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Formats
+import Tensors
+
+/// What a merge did.
+public struct MergeReport: Sendable {
+    public var tensors = 0
+    public var parameters = 0
+    public var bytesRead = 0
+    public var bytesWritten = 0
+    public var seconds = 0.0
+    public var kept = KeepStatistics()
+}
+
+/// Runs recipes: every input is mapped, every tensor is merged on its own (streaming, both
+/// cores), outputs are kept until one deterministic write. Checks everything it can before
+/// any work: models exist, architectures and tensor names/shapes agree.
+public enum Merger {
+    /// The merged tensors, in the base's tensor order.
+    public static func merge(_ recipe: Recipe, progress: ((Int, Int) -> Void)? = nil) throws -> ([(String, Tensor)], MergeReport) {
+        let start = Date()
+        func open(_ path: String, line: Int?) throws -> (WeightSource, HFConfig?) {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw RecipeError(path: recipe.path, line: line, message: "model \(path) does not exist")
+            }
+            let src: WeightSource
+            do { src = try WeightSource(path: path) } catch {
+                throw RecipeError(path: recipe.path, line: line, message: "model \(path): \(error)")
+            }
+            let cfg = (path as NSString).appendingPathComponent("config.json")
+            return (src, FileManager.default.fileExists(atPath: cfg) ? try HFConfig.load(path: cfg) : nil)
+        }
+        let base = try recipe.baseModel.map { try open($0, line: nil) }
+        let others = recipe.models.filter { $0.path != recipe.baseModel }
+        let inputs = try others.map { try open($0.path, line: $0.line) }
+        let template = base ?? inputs[0]
+        let layers = template.1?.numHiddenLayers ?? 1
+        for (m, (src, cfg)) in zip(others, inputs) {
+            if let a = template.1, let b = cfg, a.hiddenSize != b.hiddenSize || a.numHiddenLayers != b.numHiddenLayers || a.modelType != b.modelType {
+                throw RecipeError(path: recipe.path, line: m.line, message: "model \(m.path) is \(b.summary), the base is \(a.summary)")
+            }
+            for e in template.0.entries {
+                guard let info = src.info(e.name) else {
+                    throw RecipeError(path: recipe.path, line: m.line, message: "model \(m.path) lacks tensor \"\(e.name)\"")
+                }
+                guard info.shape == e.info.shape else {
+                    throw RecipeError(path: recipe.path, line: m.line, message: "tensor \"\(e.name)\" of \(m.path) has shape \(info.shape), the base \(e.info.shape)")
+                }
+            }
+        }
+        var report = MergeReport()
+        var out: [(String, Tensor)] = []
+        let names = template.0.names
+        for (index, name) in names.enumerated() {
+            let ref = try template.0.tensor(name)
+            report.tensors += 1
+            guard ref.dtype.isFloatingPoint else {
+                out.append((name, ref))   // ids and masks: the base's
+                progress?(index + 1, names.count)
+                continue
+            }
+            let t = layerPosition(name, layers: layers)
+            var resolved = ResolvedParameters(global: [:], perModel: [])
+            for p in recipe.method.parameters where p.scope == .global {
+                resolved.global[p.name] = recipe.parameters[p.name]?.evaluate(tensor: name, t: t) ?? p.defaultValue
+            }
+            for m in others {
+                var d: [String: Double] = [:]
+                for p in recipe.method.parameters where p.scope == .perModel {
+                    d[p.name] = (m.parameters[p.name] ?? recipe.parameters[p.name])?.evaluate(tensor: name, t: t) ?? p.defaultValue
+                }
+                resolved.perModel.append(d)
+            }
+            // F32 views (zero-copy for F32 inputs).
+            var keep: [Tensor] = []
+            func floats(_ t: Tensor) throws -> UnsafePointer<Float> {
+                let f = t.dtype == .f32 ? t : try t.converted(to: .f32)
+                keep.append(f)
+                report.bytesRead += t.byteCount
+                return f.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
+            }
+            let basePtr = try base.map { try floats(try $0.0.tensor(name)) }
+            let modelPtrs = try inputs.map { try floats(try $0.0.tensor(name)) }
+            let x = TensorInputs(base: basePtr, models: modelPtrs, count: ref.elementCount)
+            let result = try Tensor(dtype: .f32, shape: ref.shape, buffer: TensorBuffer(uninitializedByteCount: ref.elementCount * 4))
+            let dst = result.buffer.mutableBase.assumingMemoryBound(to: Float.self)
+            switch recipe.method.kind {
+            case .linear: MergeKernels.linear(x, resolved, out: dst)
+            case let .taskArithmetic(s, consensus):
+                let st = MergeKernels.taskArithmetic(x, resolved, sparsification: s, consensus: consensus, tensor: name, out: dst)
+                report.kept.kept += st.kept; report.kept.total += st.total
+            case .slerp: MergeKernels.slerp(x, t: resolved.global["t"]!, out: dst)
+            case .modelStock: MergeKernels.modelStock(x, out: dst)
+            }
+            let target = recipe.dtype ?? ref.dtype
+            let final = target == .f32 ? result : try result.converted(to: target)
+            report.parameters += ref.elementCount
+            report.bytesWritten += final.byteCount
+            out.append((name, final))
+            progress?(index + 1, names.count)
+        }
+        report.seconds = Date().timeIntervalSince(start)
+        return (out, report)
+    }
+
+    /// mergekit's position of a tensor in the layer stack: layer i of L → i/(L−1); other tensors 0.
+    static func layerPosition(_ name: String, layers: Int) -> Double {
+        let parts = name.split(separator: ".")
+        for (i, p) in parts.enumerated() where (p == "layer" || p == "layers" || p == "h") && i + 1 < parts.count {
+            if let n = Int(parts[i + 1]) { return layers > 1 ? Double(n) / Double(layers - 1) : 1 }
+        }
+        return 0
+    }
+
+    /// Merges and writes `DIR/model.safetensors`, copying config and tokenizer files from the base.
+    @discardableResult
+    public static func run(_ recipe: Recipe, outputDirectory dir: String, progress: ((Int, Int) -> Void)? = nil) throws -> MergeReport {
+        let (tensors, report) = try merge(recipe, progress: progress)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"],
+                                    to: (dir as NSString).appendingPathComponent("model.safetensors"))
+        let from = recipe.baseModel ?? recipe.models[0].path
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+                  "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling"] {
+            let src = (from as NSString).appendingPathComponent(f), dst = (dir as NSString).appendingPathComponent(f)
+            guard FileManager.default.fileExists(atPath: src) else { continue }
+            try? FileManager.default.removeItem(atPath: dst)
+            try FileManager.default.copyItem(atPath: src, toPath: dst)
+        }
+        return report
+    }
+}

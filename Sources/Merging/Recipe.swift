@@ -1,0 +1,174 @@
+import Foundation
+import Tensors
+import Yams
+
+/// A parameter value as mergekit recipes write it: a scalar, a gradient list interpolated
+/// over the layers, or a list of `{filter, value}` conditions matched by substring.
+public indirect enum Setting: Sendable, Equatable {
+    case scalar(Double)
+    case gradient([Double])
+    case conditional([Condition])
+
+    public struct Condition: Sendable, Equatable {
+        public let filter: String?
+        public let value: Setting
+    }
+
+    /// The value for `tensor` at layer position `t` ∈ [0, 1] (mergekit `evaluate_setting`).
+    public func evaluate(tensor: String, t: Double) -> Double? {
+        switch self {
+        case .scalar(let v): return v
+        case .gradient(let vs):
+            guard !vs.isEmpty else { return nil }
+            let scaled = t * Double(vs.count - 1)
+            let i0 = Int(scaled), i1 = min(vs.count - 1, i0 + 1)
+            let frac = scaled - Double(i0)
+            return (1 - frac) * vs[i0] + frac * vs[i1]
+        case .conditional(let cs):
+            for c in cs where c.filter == nil || c.filter == "*" || tensor.contains(c.filter!) {
+                return c.value.evaluate(tensor: tensor, t: t)
+            }
+            return nil
+        }
+    }
+
+    /// Every number the setting can produce (for range checks before any work).
+    var allValues: [Double] {
+        switch self {
+        case .scalar(let v): return [v]
+        case .gradient(let vs): return vs
+        case .conditional(let cs): return cs.flatMap { $0.value.allValues }
+        }
+    }
+}
+
+/// A recipe error names the file and line, and says what to do.
+public struct RecipeError: Error, CustomStringConvertible {
+    public let path: String
+    public let line: Int?
+    public let message: String
+    public var description: String { line.map { "\(path):\($0): \(message)" } ?? "\(path): \(message)" }
+}
+
+/// A mergekit-compatible merge recipe (YAML): `merge_method`, `base_model`,
+/// `models: [{model, parameters}]`, global `parameters`, `dtype`.
+public struct Recipe {
+    public struct Model {
+        public let path: String
+        public let parameters: [String: Setting]
+        public let line: Int
+    }
+
+    public let path: String
+    public let method: MergeMethod
+    public let baseModel: String?
+    public let models: [Model]
+    public let parameters: [String: Setting]
+    public let dtype: DType?
+
+    /// Parses and checks the recipe at `path`; model paths are relative to its directory.
+    public init(path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw RecipeError(path: path, line: nil, message: "cannot read the recipe")
+        }
+        try self.init(yaml: text, path: path)
+    }
+
+    public init(yaml text: String, path: String) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        func fail(_ node: Node?, _ msg: String) -> RecipeError { RecipeError(path: path, line: node?.mark.map { $0.line }, message: msg) }
+        let root: Node
+        do {
+            guard let r = try Yams.compose(yaml: text) else { throw RecipeError(path: path, line: nil, message: "empty recipe") }
+            root = r
+        } catch let e as RecipeError { throw e } catch let e as YamlError {
+            throw RecipeError(path: path, line: nil, message: "not valid YAML: \(e)")
+        }
+        guard let map = root.mapping else { throw fail(root, "a recipe is a mapping with merge_method, models, …") }
+        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (dir.isEmpty ? p : (dir as NSString).appendingPathComponent(p)) }
+        for (k, _) in map {
+            guard let key = k.string, ["merge_method", "base_model", "models", "parameters", "dtype", "tokenizer_source", "name"].contains(key) else {
+                throw fail(k, "unknown key \"\(k.string ?? "?")\" (slices and modules are not supported; use models)")
+            }
+        }
+        guard let methodNode = map["merge_method"], let name = methodNode.string else { throw fail(root, "missing merge_method") }
+        guard let method = MergeMethod.registry[name] else {
+            throw fail(methodNode, "unknown merge_method \"\(name)\" (known: \(MergeMethod.registry.keys.sorted().joined(separator: ", ")))")
+        }
+        self.method = method
+        baseModel = map["base_model"]?.string.map(resolve)
+        if method.needsBase && baseModel == nil { throw fail(methodNode, "\(name) needs a base_model") }
+        if let d = map["dtype"] {
+            switch d.string {
+            case "float32": dtype = .f32
+            case "float16": dtype = .f16
+            case "bfloat16": dtype = .bf16
+            default: throw fail(d, "dtype must be float32, float16 or bfloat16")
+            }
+        } else { dtype = nil }
+
+        func setting(_ node: Node, _ pname: String) throws -> Setting {
+            if let s = node.scalar {
+                if let v = Double(s.string) { return .scalar(v) }
+                if let b = Bool.construct(from: s) { return .scalar(b ? 1 : 0) }
+                throw fail(node, "parameter \(pname) must be a number or a boolean, not \"\(s.string)\"")
+            }
+            guard let seq = node.sequence else { throw fail(node, "parameter \(pname) must be a value, a list, or a list of {filter, value}") }
+            if seq.allSatisfy({ $0.scalar != nil }) {
+                return .gradient(try seq.map { n -> Double in
+                    guard let v = Double(n.scalar!.string) else { throw fail(n, "gradient values of \(pname) must be numbers") }
+                    return v
+                })
+            }
+            return .conditional(try seq.map { n in
+                guard let m = n.mapping, let v = m["value"] else { throw fail(n, "conditions of \(pname) are {filter, value}") }
+                return Setting.Condition(filter: m["filter"]?.string, value: try setting(v, pname))
+            })
+        }
+        func parseParameters(_ node: Node?, scope: MergeMethod.Scope) throws -> [String: Setting] {
+            guard let node else { return [:] }
+            guard let m = node.mapping else { throw fail(node, "parameters must be a mapping") }
+            var out: [String: Setting] = [:]
+            for (k, v) in m {
+                let key = k.string ?? ""
+                if key == "int8_mask" { continue }  // accepted, ignored (storage detail in mergekit)
+                guard let p = method.parameter(key) else {
+                    throw fail(k, "\(name) has no parameter \"\(key)\" (it takes \(method.parameters.map(\.name).joined(separator: ", ")))")
+                }
+                if scope == .perModel && p.scope == .global && key != "lambda" && key != "normalize" {
+                    throw fail(k, "\(key) is a global parameter of \(name); put it under the recipe's parameters")
+                }
+                let s = try setting(v, key)
+                if key == "density" {
+                    for x in s.allValues where !(x > 0 && x <= 1) { throw fail(v, "density \(x) is outside (0, 1]") }
+                }
+                if key == "gamma" || key == "t" {
+                    for x in s.allValues where !(x >= 0 && x <= 1) { throw fail(v, "\(key) \(x) is outside [0, 1]") }
+                }
+                out[key] = s
+            }
+            return out
+        }
+        self.parameters = try parseParameters(map["parameters"], scope: .global)
+        guard let modelsNode = map["models"], let seq = modelsNode.sequence, !seq.isEmpty else { throw fail(root, "missing models") }
+        var models: [Model] = []
+        for n in seq {
+            guard let m = n.mapping, let p = m["model"]?.string else { throw fail(n, "each model is {model: PATH, parameters: …}") }
+            models.append(Model(path: resolve(p), parameters: try parseParameters(m["parameters"], scope: .perModel), line: n.mark?.line ?? 0))
+        }
+        self.models = models
+        let others = models.filter { $0.path != baseModel }
+        switch method.kind {
+        case .slerp where others.count != 1: throw fail(modelsNode, "slerp merges the base with exactly one other model")
+        case .modelStock where others.count < 2: throw fail(modelsNode, "model_stock needs at least two models besides the base")
+        default: break
+        }
+        if let w = method.parameter("weight"), w.defaultValue == nil {
+            for m in others where m.parameters["weight"] == nil && self.parameters["weight"] == nil {
+                throw RecipeError(path: path, line: m.line, message: "model \(m.path) needs a weight for \(name)")
+            }
+        }
+        if case .slerp = method.kind, self.parameters["t"] == nil { throw fail(methodNode, "slerp needs a parameter t") }
+    }
+}
