@@ -68,24 +68,37 @@ enum MergeKernels {
         let normalize = p.global["normalize"]! != 0, rescale = p.global["rescale"]! != 0
         let lambda = Float(p.global["lambda"]!)
         let seed = UInt64(p.global["seed"] ?? 0)
-        var keeps: [Keep] = []
-        for (i, model) in x.models.enumerated() {
+        // Thresholds for every model, found together in two passes.
+        enum Plan { case all, none, top(k: Int), band(bottom: Int, top: Int), random(Float) }
+        var plans: [Plan] = []
+        var requests: [RadixSelect.Request] = []
+        for i in 0..<m {
             let d = p.perModel[i]["density"] ?? 1
-            guard let s = sparsification, d < 1 else { keeps.append(.all); continue }
-            let abs: (Int) -> Float = { j in Swift.abs(model[j] - base[j]) }
+            guard let s = sparsification, d < 1 else { plans.append(.all); continue }
             switch s {
             case .magnitude:
-                if d <= 0 || n == 0 { keeps.append(.none); continue }
+                if d <= 0 || n == 0 { plans.append(.none); continue }
                 let k = max(1, Int(d * Double(n)))
-                keeps.append(.band(lo: RadixSelect.ascending(rank: n - k, count: n, value: abs), hi: .infinity))
+                plans.append(.top(k: k)); requests.append(.init(model: i, rank: n - k))
             case .magnitudeOutliers:
                 let target = Int(d * Double(n)), top = Int((p.perModel[i]["gamma"] ?? 0.01) * Double(n))
                 let bottom = max(0, n - target - top)
-                if target == 0 { keeps.append(.none); continue }
-                keeps.append(.band(lo: RadixSelect.ascending(rank: bottom, count: n, value: abs),
-                                   hi: RadixSelect.ascending(rank: min(n - 1, bottom + target - 1), count: n, value: abs)))
+                if target == 0 { plans.append(.none); continue }
+                plans.append(.band(bottom: bottom, top: min(n - 1, bottom + target - 1)))
+                requests.append(.init(model: i, rank: bottom)); requests.append(.init(model: i, rank: min(n - 1, bottom + target - 1)))
             case .random:
-                keeps.append(.random(density: Float(d), key: seed ^ streamID(tensor) ^ (UInt64(i + 1) << 56)))
+                plans.append(.random(Float(d)))
+            }
+        }
+        let values = RadixSelect.select(requests, base: base, models: x.models, count: n)
+        var next = 0
+        let keeps: [Keep] = plans.enumerated().map { i, plan in
+            switch plan {
+            case .all: return .all
+            case .none: return .none
+            case .top: next += 1; return .band(lo: values[next - 1], hi: .infinity)
+            case .band: next += 2; return .band(lo: values[next - 2], hi: values[next - 1])
+            case .random(let d): return .random(density: d, key: seed ^ streamID(tensor) ^ (UInt64(i + 1) << 56))
             }
         }
         @inline(__always) func kept(_ k: Keep, _ j: Int, _ delta: Float) -> Bool {
@@ -96,41 +109,55 @@ enum MergeKernels {
             case let .random(density, key): return uniform(key, j) < density
             }
         }
-        // L1 rescaling of each sparsified τᵢ (mergekit `rescaled_masked_tensor`).
+        // L1 rescaling of each sparsified τᵢ (mergekit `rescaled_masked_tensor`): one pass, only when asked.
         var scale = [Float](repeating: 1, count: m)
         var stats = KeepStatistics(total: n * m)
-        for i in 0..<m {
-            let k = keeps[i], model = x.models[i]
-            var before = 0.0, after = 0.0, count = 0
-            let parts = 16
-            var partial = [(Double, Double, Int)](repeating: (0, 0, 0), count: parts)
+        let parts = 16
+        if rescale, sparsification != nil {
+            var partial = [Double](repeating: 0, count: parts * m * 2)
             partial.withUnsafeMutableBufferPointer { pb in
-                let box = UnsafeSendableBox(pb)
+                let box = UnsafeSendableBox(pb.baseAddress!)
                 Parallel.forEach(count: parts) { q in
-                    var b = 0.0, a = 0.0, c = 0
-                    for j in (n * q / parts)..<(n * (q + 1) / parts) {
-                        let d = model[j] - base[j]
-                        b += Double(Swift.abs(d))
-                        if kept(k, j, d) { a += Double(Swift.abs(d)); c += 1 }
+                    for i in 0..<m {
+                        let k = keeps[i], model = x.models[i]
+                        var b = 0.0, a = 0.0
+                        for j in (n * q / parts)..<(n * (q + 1) / parts) {
+                            let d = model[j] - base[j]
+                            b += Double(Swift.abs(d))
+                            if kept(k, j, d) { a += Double(Swift.abs(d)) }
+                        }
+                        box.value[(q * m + i) * 2] = b
+                        box.value[(q * m + i) * 2 + 1] = a
                     }
-                    box.value[q] = (b, a, c)
                 }
             }
-            for (b, a, c) in partial { before += b; after += a; count += c }
-            stats.kept += count
-            if rescale, sparsification != nil, before >= 1e-7, after >= 1e-7 { scale[i] = Float(before / after) }
+            for i in 0..<m {
+                var before = 0.0, after = 0.0
+                for q in 0..<parts { before += partial[(q * m + i) * 2]; after += partial[(q * m + i) * 2 + 1] }
+                if before >= 1e-7, after >= 1e-7 { scale[i] = Float(before / after) }
+            }
         }
         stats.rescale = scale.map(Double.init)
         let weightSum = w.reduce(0, +)
         let box = UnsafeSendableBox(out)
-        Parallel.forChunks(count: n, minChunk: 1 << 14) { r in
+        var keptCounts = [Int](repeating: 0, count: parts)
+        keptCounts.withUnsafeMutableBufferPointer { kc in
+          let kbox = UnsafeSendableBox(kc.baseAddress!)
+          Parallel.forEach(count: parts) { q in
+            let r = (n * q / parts)..<(n * (q + 1) / parts)
             var dw = [Float](repeating: 0, count: m)
+            var keptHere = 0
             for j in r {
                 let b = base[j]
                 var total: Float = 0
                 for i in 0..<m {
                     let d = x.models[i][j] - b
-                    dw[i] = kept(keeps[i], j, d) ? d * scale[i] * w[i] : 0
+                    if kept(keeps[i], j, d) {
+                        dw[i] = d * scale[i] * w[i]
+                        keptHere += 1
+                    } else {
+                        dw[i] = 0
+                    }
                     total += dw[i]
                 }
                 var mixed: Float, divisor: Float
@@ -150,7 +177,10 @@ enum MergeKernels {
                 if lambda != 1 { mixed *= lambda }
                 box.value[j] = b + mixed
             }
+            kbox.value[q] = keptHere
+          }
         }
+        stats.kept = keptCounts.reduce(0, +)
         return stats
     }
 
