@@ -12,6 +12,8 @@ public enum AdapterSource: Equatable {
     case taskVector(String)
     /// A fully fine-tuned HF model directory: τ = θ_ft − θ_base.
     case fineTuned(String)
+    /// A `.alloy` delta (kind sparse or task-vector) that records its base's content hash.
+    case alloyDelta(String)
 
     public static func detect(_ path: String) throws -> AdapterSource {
         let fm = FileManager.default
@@ -22,10 +24,12 @@ public enum AdapterSource: Equatable {
         func has(_ f: String) -> Bool { fm.fileExists(atPath: (path as NSString).appendingPathComponent(f)) }
         if isDir.boolValue {
             if has("adapter_config.json") { return .lora(path) }
+            if has("delta.alloy") { return .alloyDelta((path as NSString).appendingPathComponent("delta.alloy")) }
             if has("delta.safetensors") { return .sparse((path as NSString).appendingPathComponent("delta.safetensors")) }
             if has("config.json") { return .fineTuned(path) }
             throw EncoderError.adapter(path: path, reason: "not a PEFT folder (adapter_config.json), a sparse delta (delta.safetensors) or an HF model (config.json)")
         }
+        if path.hasSuffix(".alloy") { return .alloyDelta(path) }
         let file = try SafetensorsFile(path: path)
         if file.names.contains(where: { $0.hasSuffix(".indices") }) { return .sparse(path) }
         return .taskVector(path)
@@ -46,6 +50,15 @@ extension AdapterSet {
             try addSparse(SafetensorsFile(path: file), scale: scale, model: model)
         case .taskVector(let file):
             let f = try SafetensorsFile(path: file)
+            try addDense(names: f.names, tensor: { try f.tensor($0) }, minus: nil, scale: scale, model: model, source: file)
+        case .alloyDelta(let file):
+            let f = try AlloyFile(path: file)
+            guard f.kind == "sparse" || f.kind == "task-vector" else {
+                throw EncoderError.adapter(path: file, reason: "a .alloy adapter must be a sparse or task-vector delta, this one is \(f.kind ?? "unlabelled")")
+            }
+            if case .string(let want)? = f.metadata["base_sha256"], want != (try model.contentHash()) {
+                throw EncoderError.adapter(path: file, reason: "made for a base with content hash \(want.prefix(12))…, but \(model.directory) is \(try model.contentHash().prefix(12))… — use the base it was made for")
+            }
             try addDense(names: f.names, tensor: { try f.tensor($0) }, minus: nil, scale: scale, model: model, source: file)
         case .fineTuned(let dir):
             let ft = try EncoderModel(directory: dir)

@@ -11,6 +11,9 @@ public final class EncoderModel: @unchecked Sendable {
     /// Canonical tensor name → F32 tensor (mapped for F32 checkpoints, converted otherwise).
     public let weights: [String: Tensor]
     public let eps: Float
+    private let source: WeightSource
+    private var cachedHash: String?
+    private let hashLock = NSLock()
 
     public var hidden: Int { config.hiddenSize }
     public var heads: Int { config.numAttentionHeads }
@@ -29,8 +32,18 @@ public final class EncoderModel: @unchecked Sendable {
         }
         architecture = arch
         eps = Float(config.layerNormEps ?? 1e-12)
-        let source = try WeightSource(path: directory)
+        source = try WeightSource(path: directory)
         weights = try Self.bind(source, config: config, arch: arch, name: directory)
+    }
+
+    /// The content hash of the base's checkpoint (docs/FORMAT.md), computed once on demand:
+    /// deltas record it and are refused on another base.
+    public func contentHash() throws -> String {
+        hashLock.lock(); defer { hashLock.unlock() }
+        if let h = cachedHash { return h }
+        let h = try AlloyFile.contentHash(of: source)
+        cachedHash = h
+        return h
     }
 
     /// The expected shape of every weight, by canonical name.

@@ -24,12 +24,24 @@ struct Pack: ParsableCommand {
     @Option(help: "Kind recorded in the metadata: base, task-vector, lora, sparse, head, merged.")
     var kind: String = "base"
 
+    @Option(help: "Base model directory, for a diff-pruned delta given as <tensor>.indices/.values pairs (shapes and the base's hash come from it).")
+    var base: String?
+
     func validate() throws {
         guard codec == "auto" || AlloyCodec(name: codec) != nil else { throw ValidationError("unknown codec \"\(codec)\"") }
         guard ["base", "task-vector", "lora", "sparse", "head", "merged"].contains(kind) else { throw ValidationError("unknown kind \"\(kind)\"") }
     }
 
     func run() throws {
+        if let base {
+            let delta = try SafetensorsFile(path: source)
+            let encoded = try AlloyFile.packSparseDelta(delta, base: try WeightSource(path: base),
+                                                        extraMetadata: [("provenance", .object([("source", .string(source)), ("tool", .string("alloy pack --base"))]))])
+            try encoded.write(to: out)
+            let raw = (try? FileManager.default.attributesOfItem(atPath: source)[.size] as? Int) ?? 0
+            print("packed sparse delta: \(Fmt.bytes(raw)) (indices + values) → \(Fmt.bytes(encoded.size)) → \(out)")
+            return
+        }
         let src = try WeightSource(path: source)
         let chosen = AlloyCodec(name: codec)
         let start = Date()

@@ -145,3 +145,39 @@ final class MiniLMTests: XCTestCase {
         print("MiniLM embeddings vs transformers: min cosine \(minCos) over \(sentences.count) sentences")
     }
 }
+
+final class AlloyDeltaTests: XCTestCase {
+    /// A diff-pruned delta packed into .alloy patches the same weights as its indices/values
+    /// form, and is refused on a base with another content hash.
+    func testPackedSparseDeltaLoadsIdenticallyAndChecksItsBase() throws {
+        let model = try EncoderModel(directory: Fixture.path("tiny"))
+        let dir = NSTemporaryDirectory() + "alloy-delta-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let idx = try [Int32(3), 40, 41, 1000].withUnsafeBytes { try Tensor(dtype: .i32, shape: Shape([4]), bytes: $0) }
+        let vals = try Tensor([0.5, -0.25, 0.125, 2], shape: Shape([4])).converted(to: .f16)
+        try SafetensorsWriter.write([("encoder.layer.0.attention.self.query.weight.indices", idx),
+                                     ("encoder.layer.0.attention.self.query.weight.values", vals)], to: dir + "/delta.safetensors")
+        try AlloyFile.packSparseDelta(SafetensorsFile(path: dir + "/delta.safetensors"), base: WeightSource(path: Fixture.path("tiny")))
+            .write(to: dir + "/delta.alloy")
+        var a = AdapterSet(), b = AdapterSet()
+        try a.add(path: dir + "/delta.safetensors", scale: 0.5, model: model)
+        try b.add(path: dir + "/delta.alloy", scale: 0.5, model: model)
+        let name = "encoder.layer.0.attention.self.query.weight"
+        XCTAssertTrue(try XCTUnwrap(a.patched[name]).bitwiseEquals(try XCTUnwrap(b.patched[name])))
+        XCTAssertEqual(try b.patched[name]!.floats()[1000] - model.weights[name]!.floats()[1000], 1, accuracy: 1e-6)
+        // Another base: same architecture, different weights → refused, naming the problem.
+        let other = dir + "/other"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Fixture.path("tiny/config.json"), toPath: other + "/config.json")
+        let src = try WeightSource(path: Fixture.path("tiny"))
+        var tensors = try src.names.map { ($0, try src.tensor($0)) }
+        tensors[0].1 = try Tensor(try tensors[0].1.floats().map { $0 + 1 }, shape: tensors[0].1.shape)
+        try SafetensorsWriter.write(tensors, to: other + "/model.safetensors")
+        let otherModel = try EncoderModel(directory: other)
+        var c = AdapterSet()
+        XCTAssertThrowsError(try c.add(path: dir + "/delta.alloy", scale: 1, model: otherModel)) {
+            XCTAssertTrue("\($0)".contains("made for a base"), "\($0)")
+        }
+    }
+}

@@ -19,6 +19,48 @@ extension AlloyFile {
         return try AlloyWriter.encode(inputs, metadata: meta)
     }
 
+    /// The canonical content hash (FORMAT.md) of a safetensors source, as `pack` would record it.
+    public static func contentHash(of source: WeightSource) throws -> String {
+        var hasher = AlloyContainer.ContentHasher()
+        for name in source.names.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            let t = try source.tensor(name)
+            hasher.add(name: name, dtype: t.dtype, shape: t.shape, bytes: t.rawBytes)
+        }
+        return hasher.finalize()
+    }
+
+    /// Packs a diff-pruned delta given as `<tensor>.indices` (flat, I32/I64) and
+    /// `<tensor>.values` pairs: each becomes a dense tensor of the base's shape (values' dtype)
+    /// stored with the `sparse` codec, so the file holds exactly the delta, and records the
+    /// base's content hash and the density.
+    public static func packSparseDelta(_ delta: SafetensorsFile, base: WeightSource, extraMetadata: [(String, JSONValue)] = []) throws -> AlloyWriter.Encoded {
+        var inputs: [AlloyWriter.Input] = []
+        var kept = 0, total = 0
+        for idxName in delta.names where idxName.hasSuffix(".indices") {
+            let name = String(idxName.dropLast(".indices".count))
+            guard let info = base.info(name) else {
+                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "the base has no tensor of this name — was the delta made for another base?")
+            }
+            let idx = try delta.tensor(idxName), values = try delta.tensor(name + ".values")
+            guard values.elementCount == idx.elementCount, values.dtype == .f16 || values.dtype == .f32 || values.dtype == .bf16 else {
+                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "indices and values do not pair up")
+            }
+            let dense = try Tensor(zeros: values.dtype, shape: info.shape)
+            let w = values.dtype.byteSize, n = info.shape.elementCount
+            for k in 0..<idx.elementCount {
+                let i = idx.dtype == .i64 ? Int(idx.rawBytes.load(fromByteOffset: k * 8, as: Int64.self)) : Int(idx.rawBytes.load(fromByteOffset: k * 4, as: Int32.self))
+                guard i >= 0, i < n else { throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "index \(i) outside \(n) elements") }
+                (dense.buffer.mutableBase + i * w).copyMemory(from: values.rawBytes.baseAddress! + k * w, byteCount: w)
+            }
+            kept += idx.elementCount
+            inputs.append(.init(name: name, tensor: dense, codec: .sparse))
+        }
+        for e in base.entries where e.info.dtype.isFloatingPoint { total += e.info.shape.elementCount }
+        let meta: [(String, JSONValue)] = [("kind", .string("sparse")), ("base_sha256", .string(try contentHash(of: base))),
+                                           ("density", .number(Double(kept) / Double(max(1, total))))] + extraMetadata
+        return try AlloyWriter.encode(inputs, metadata: meta)
+    }
+
     /// The `__metadata__` map recorded from the source safetensors, if any.
     public var safetensorsMetadata: [String: String]? {
         guard case .object(let kv)? = metadata["safetensors_metadata"] else { return nil }
