@@ -1,0 +1,88 @@
+import Foundation
+import Formats
+import Tensors
+
+/// Turning a fine-tuned model into compact deltas: LoRA extraction by truncated SVD
+/// (Hu et al. 2022's low-rank form, fitted post hoc), and diff-pruned sparse deltas
+/// (Guo et al. 2021, https://arxiv.org/abs/2012.07463; Model Breadcrumbs, Davari &
+/// Belilovsky 2024, https://arxiv.org/abs/2312.06795, for outlier removal).
+public enum DeltaTools {
+    public struct TensorReport: Sendable {
+        public let name: String
+        public let energyKept: Double   // Σ kept² / Σ all² of the delta
+        public let kept: Int
+        public let total: Int
+    }
+
+    static func deltas(_ ft: WeightSource, _ base: WeightSource) throws -> [(String, [Float], Shape)] {
+        var out: [(String, [Float], Shape)] = []
+        for e in base.entries where e.info.dtype.isFloatingPoint {
+            guard let info = ft.info(e.name) else { continue }
+            guard info.shape == e.info.shape else {
+                throw LoRAMerge.MergeError(description: "tensor \(e.name): \(ft.path) has shape \(info.shape), the base \(e.info.shape)")
+            }
+            let a = try ft.tensor(e.name).floats(), b = try base.tensor(e.name).floats()
+            var d = a
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in d.withUnsafeMutableBufferPointer { dp in
+                Kernels.subtract(ap.baseAddress!, bp.baseAddress!, into: dp.baseAddress!, count: a.count)
+            } } }
+            out.append((e.name, d, e.info.shape))
+        }
+        return out
+    }
+
+    /// Rank-`rank` LoRA factors of every 2-D non-embedding delta (A = Vh[:r], B = U[:, :r]·S, scale 1).
+    public static func extractLoRA(fineTuned: WeightSource, base: WeightSource, rank: Int) throws -> ([String: LoRAMerge.Factors], [TensorReport]) {
+        var factors: [String: LoRAMerge.Factors] = [:], reports: [TensorReport] = []
+        for (name, d, shape) in try deltas(fineTuned, base) where shape.rank == 2 && !name.contains("embeddings") && name.hasSuffix(".weight") {
+            let (m, n) = (shape.dims[0], shape.dims[1])
+            guard let svd = SVD.thin(d, rows: m, cols: n) else { throw LoRAMerge.MergeError(description: "tensor \(name): SVD did not converge") }
+            let r = min(rank, svd.k)
+            var a = [Float](repeating: 0, count: r * n), b = [Float](repeating: 0, count: m * r)
+            for k in 0..<r { for j in 0..<n { a[k * n + j] = svd.vh[k * n + j] } }
+            for o in 0..<m { for k in 0..<r { b[o * r + k] = svd.u[o * svd.k + k] * svd.s[k] } }
+            let total = svd.s.reduce(0.0) { $0 + Double($1) * Double($1) }
+            let kept = svd.s.prefix(r).reduce(0.0) { $0 + Double($1) * Double($1) }
+            let path = String(name.dropLast(".weight".count))
+            factors[path] = LoRAMerge.Factors(a: a, b: b, rank: r, inFeatures: n, outFeatures: m, scale: 1)
+            reports.append(TensorReport(name: name, energyKept: total > 0 ? kept / total : 1, kept: r * (m + n), total: m * n))
+        }
+        return (factors, reports)
+    }
+
+    public enum SparsifyMethod: String, CaseIterable, Sendable { case magnitude, random, breadcrumbs }
+
+    /// A diff-pruned delta: per tensor (or per row), keep the top `density` of |δ| (magnitude),
+    /// a random `density` (seeded), or drop the top `gamma` as outliers and keep the next
+    /// `density` (breadcrumbs). Returns the sparse deltas (zeros elsewhere) and what was kept.
+    public static func sparsify(fineTuned: WeightSource, base: WeightSource, method: SparsifyMethod, density: Double,
+                                gamma: Double = 0.01, perRow: Bool = false, seed: UInt64 = 0) throws -> ([(String, Tensor)], [TensorReport]) {
+        var out: [(String, Tensor)] = [], reports: [TensorReport] = []
+        for (name, d, shape) in try deltas(fineTuned, base) {
+            let rowLen = perRow && shape.rank >= 1 ? max(1, shape.dims.last!) : d.count
+            var kept = [Float](repeating: 0, count: d.count)
+            var count = 0
+            for start in stride(from: 0, to: d.count, by: max(1, rowLen)) {
+                let row = Array(d[start..<min(d.count, start + rowLen)])
+                let n = row.count
+                var keep = [Bool](repeating: false, count: n)
+                switch method {
+                case .random:
+                    let key = seed ^ UInt64(name.hashValueStable) << 32
+                    for j in 0..<n { keep[j] = MergeKernels.uniform(key, start + j) < Float(density) }
+                case .magnitude, .breadcrumbs:
+                    let order = row.indices.sorted { abs(row[$0]) > abs(row[$1]) }
+                    let top = method == .breadcrumbs ? Int(gamma * Double(n)) : 0
+                    let k = max(1, Int(density * Double(n)))
+                    for j in order.dropFirst(top).prefix(k) { keep[j] = true }
+                }
+                for j in 0..<n where keep[j] && row[j] != 0 { kept[start + j] = row[j]; count += 1 }
+            }
+            let energy = d.reduce(0.0) { $0 + Double($1) * Double($1) }
+            let keptEnergy = kept.reduce(0.0) { $0 + Double($1) * Double($1) }
+            out.append((name, try Tensor(kept, shape: shape)))
+            reports.append(TensorReport(name: name, energyKept: energy > 0 ? keptEnergy / energy : 1, kept: count, total: d.count))
+        }
+        return (out, reports)
+    }
+}
