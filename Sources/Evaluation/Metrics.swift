@@ -1,3 +1,5 @@
+import Tensors
+
 /// Classification metrics with a seeded bootstrap confidence interval.
 public struct Metrics: Sendable, Codable {
     public let accuracy: Double
@@ -31,18 +33,5 @@ public struct Metrics: Sendable, Codable {
         accs.sort()
         accuracyCI = [accs[Int(0.025 * Double(resamples))], accs[Int(0.975 * Double(resamples)) - 1]]
         count = n
-    }
-}
-
-/// SplitMix64: small, seeded, reproducible across platforms.
-public struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
     }
 }

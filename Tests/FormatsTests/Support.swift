@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Tensors
 
 enum Fixtures {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
@@ -15,15 +16,4 @@ func temporaryDirectory(_ test: XCTestCase) -> String {
     return dir
 }
 
-/// Seeded generator (SplitMix64) for reproducible random tests.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
-}
+typealias SeededRNG = SplitMix

@@ -60,7 +60,7 @@ final class DARETests: XCTestCase {
     }
 
     func testRescaleRestoresL1NormOfEachDelta() throws {
-        var rng = SplitMixRNG(seed: 3)
+        var rng = SplitMix(seed: 3)
         let n = 200_000
         let base = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) }
         let model = base.map { $0 + Float.random(in: -0.01...0.01, using: &rng) }
@@ -77,18 +77,6 @@ final class DARETests: XCTestCase {
         XCTAssertEqual(l1After / l1Before, 1, accuracy: 1e-3)
         XCTAssertEqual(st.rescale[0], 4, accuracy: 0.1, "≈ 1/density for i.i.d. deltas")
         XCTAssertEqual(Double(st.kept) / Double(n), 0.25, accuracy: 0.005)
-    }
-}
-
-struct SplitMixRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,0 +1,13 @@
+/// SplitMix64 (Steele, Lea & Flood 2014): a small seeded generator whose sequence is the same on
+/// every platform — for reproducible tests, bootstrap resampling and seeded sampling.
+public struct SplitMix: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+}
