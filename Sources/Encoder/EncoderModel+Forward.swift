@@ -20,6 +20,10 @@ extension EncoderModel {
     /// - Complexity: O(T·(4h² + 2hf) + Σ Lₛ²·h) for T tokens in all.
     public func hiddenStates(_ batch: [[Int32]], adapters: AdapterSet = AdapterSet(),
                              perSequence: [(adapter: LoRAAdapter, scale: Float)?]? = nil) -> HiddenStates {
+        let limit = config.maxPositionEmbeddings - architecture.positionOffset
+        for seq in batch {
+            precondition(seq.count <= limit, "a sequence of \(seq.count) tokens exceeds the model's \(limit) positions; truncate when tokenizing")
+        }
         // Order sequences so that equal per-sequence adapters are contiguous.
         var order = Array(batch.indices)
         if let per = perSequence {
@@ -87,14 +91,14 @@ extension EncoderModel {
         let word = tensor(a.wordEmbeddings + ".weight", adapters)
         let pos = tensor(a.positionEmbeddings + ".weight", adapters)
         let type = a.tokenTypeEmbeddings.map { tensor($0 + ".weight", adapters) }
-        let vocab = config.vocabSize, maxPos = config.maxPositionEmbeddings
+        let vocab = config.vocabSize
         x.withUnsafeMutableBufferPointer { xb in
             let xp = xb.baseAddress!
             for (s, seq) in seqs.enumerated() {
                 for (j, id) in seq.enumerated() {
                     let row = xp + (offsets[s] + j) * H
                     let w = word + Int(min(max(id, 0), Int32(vocab - 1))) * H
-                    let p = pos + min(j + a.positionOffset, maxPos - 1) * H
+                    let p = pos + (j + a.positionOffset) * H
                     for c in 0..<H { row[c] = w[c] + p[c] }
                     if let type { for c in 0..<H { row[c] += type[c] } }
                 }

@@ -59,24 +59,39 @@ public enum DeltaTools {
                                 gamma: Double = 0.01, perRow: Bool = false, seed: UInt64 = 0) throws -> ([(String, Tensor)], [TensorReport]) {
         var out: [(String, Tensor)] = [], reports: [TensorReport] = []
         for (name, d, shape) in try deltas(fineTuned, base) {
-            let rowLen = perRow && shape.rank >= 1 ? max(1, shape.dims.last!) : d.count
             var kept = [Float](repeating: 0, count: d.count)
             var count = 0
-            for start in stride(from: 0, to: d.count, by: max(1, rowLen)) {
-                let row = Array(d[start..<min(d.count, start + rowLen)])
-                let n = row.count
-                var keep = [Bool](repeating: false, count: n)
-                switch method {
-                case .random:
-                    let key = seed ^ UInt64(name.hashValueStable) << 32
-                    for j in 0..<n { keep[j] = MergeKernels.uniform(key, start + j) < Float(density) }
-                case .magnitude, .breadcrumbs:
-                    let order = row.indices.sorted { abs(row[$0]) > abs(row[$1]) }
-                    let top = method == .breadcrumbs ? Int(gamma * Double(n)) : 0
-                    let k = max(1, Int(density * Double(n)))
-                    for j in order.dropFirst(top).prefix(k) { keep[j] = true }
+            if !perRow, method != .random, d.count > 0 {
+                // Whole tensor: exact thresholds by radix select (O(n)) instead of a sort.
+                let n = d.count, k = max(1, Int(density * Double(n))), top = method == .breadcrumbs ? Int(gamma * Double(n)) : 0
+                let hiRank = n - 1 - top, loRank = max(0, hiRank - k + 1)
+                let zeros = [Float](repeating: 0, count: n)
+                let (lo, hi): (Float, Float) = d.withUnsafeBufferPointer { dp in zeros.withUnsafeBufferPointer { zp in
+                    let v = RadixSelect.select([.init(model: 0, rank: loRank), .init(model: 0, rank: max(loRank, hiRank))],
+                                               base: zp.baseAddress!, models: [dp.baseAddress!], count: n)
+                    return (v[0], v[1])
+                } }
+                for j in 0..<n where d[j] != 0 && abs(d[j]) >= lo && abs(d[j]) <= hi && count < k {
+                    kept[j] = d[j]; count += 1
                 }
-                for j in 0..<n where keep[j] && row[j] != 0 { kept[start + j] = row[j]; count += 1 }
+            } else {
+                let rowLen = perRow && shape.rank >= 1 ? max(1, shape.dims.last!) : d.count
+                for start in stride(from: 0, to: d.count, by: max(1, rowLen)) {
+                    let row = Array(d[start..<min(d.count, start + rowLen)])
+                    let n = row.count
+                    var keep = [Bool](repeating: false, count: n)
+                    switch method {
+                    case .random:
+                        let key = seed ^ UInt64(name.hashValueStable) << 32
+                        for j in 0..<n { keep[j] = MergeKernels.uniform(key, start + j) < Float(density) }
+                    case .magnitude, .breadcrumbs:
+                        let order = row.indices.sorted { abs(row[$0]) > abs(row[$1]) }
+                        let top = method == .breadcrumbs ? Int(gamma * Double(n)) : 0
+                        let k = max(1, Int(density * Double(n)))
+                        for j in order.dropFirst(top).prefix(k) { keep[j] = true }
+                    }
+                    for j in 0..<n where keep[j] && row[j] != 0 { kept[start + j] = row[j]; count += 1 }
+                }
             }
             let energy = d.reduce(0.0) { $0 + Double($1) * Double($1) }
             let keptEnergy = kept.reduce(0.0) { $0 + Double($1) * Double($1) }
