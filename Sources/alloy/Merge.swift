@@ -18,9 +18,10 @@ struct Merge: ParsableCommand {
 
     func run() throws {
         let r = try Recipe(path: recipe)
-        let progress = Progress(total: 1, label: "merging")
+        var bar: Progress?
         let report = try Merger.run(r, outputDirectory: out) { done, total in
-            if progress.enabled { Progress(total: total, label: "merging").update(done) }
+            if bar == nil { bar = Progress(total: total, label: "merging") }
+            bar?.update(done)
         }
         let gbps = Double(report.bytesRead + report.bytesWritten) / report.seconds / 1e9
         if json {
