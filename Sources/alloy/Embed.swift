@@ -4,15 +4,12 @@ import Encoder
 import Formats
 
 /// Options shared by the commands that run the encoder.
-struct ModelOptions: ParsableArguments {
+struct EncoderOptions: ParsableArguments {
     @Option(help: "Base model directory (HF format with tokenizer.json).")
     var model: String
 
-    @Option(name: .customLong("adapter"), help: "Adapter PATH[@SCALE]: a PEFT LoRA folder, a sparse delta, a task-vector .safetensors or a fine-tuned HF model directory. Repeat to sum deltas.")
+    @Option(name: .customLong("adapter"), help: "Adapter PATH[@SCALE]: a PEFT LoRA folder, a sparse delta (.alloy or indices/values), a task-vector .safetensors or a fine-tuned HF model directory. Repeat to sum deltas.")
     var adapters: [String] = []
-
-    @Option(help: "Text file, one input per line (- for standard input).")
-    var input: String
 
     @Option(help: "Sequences per batch.")
     var batchSize = 32
@@ -27,6 +24,13 @@ struct ModelOptions: ParsableArguments {
         }
         return (encoder, set, loras)
     }
+
+}
+
+/// The `--input` of commands that read one text per line.
+struct InputOptions: ParsableArguments {
+    @Option(help: "Text file, one input per line (- for standard input).")
+    var input: String
 
     func lines() throws -> [String] {
         let text: String
@@ -58,11 +62,12 @@ struct Progress {
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Embed texts with the base model and adapters applied on the fly; prints JSONL {\"embedding\": [...]}.")
 
-    @OptionGroup var options: ModelOptions
+    @OptionGroup var options: EncoderOptions
+    @OptionGroup var input: InputOptions
 
     func run() throws {
         let (encoder, set, _) = try options.load()
-        let texts = try options.lines()
+        let texts = try input.lines()
         let progress = Progress(total: texts.count, label: "embedding")
         let vectors = encoder.encode(texts, adapters: set, batchSize: options.batchSize, progress: progress.update)
         var out = ""
@@ -79,7 +84,8 @@ struct Embed: ParsableCommand {
 struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Classify texts with a head on the (adapted) encoder; prints the label and the probabilities.")
 
-    @OptionGroup var options: ModelOptions
+    @OptionGroup var options: EncoderOptions
+    @OptionGroup var input: InputOptions
 
     @Option(help: "Head: head.safetensors, a directory holding one, or a PEFT folder with a classifier in modules_to_save. Default: the head shipped with the adapter.")
     var head: String?
@@ -101,7 +107,7 @@ struct Classify: ParsableCommand {
         } else {
             throw ValidationError("no head: pass --head, or an adapter that ships one (a PEFT folder with modules_to_save, or a folder with head.safetensors)")
         }
-        let texts = try options.lines()
+        let texts = try input.lines()
         let progress = Progress(total: texts.count, label: "classifying")
         let pooled = encoder.encode(texts, adapters: set, normalized: false, maxLength: h.maxLength, batchSize: options.batchSize, progress: progress.update)
         let probs = pooled.map(h.probabilities)

@@ -8,11 +8,7 @@ struct Eval: ParsableCommand {
         abstract: "Evaluate the (adapted) encoder on task splits with a classification head: accuracy, macro-F1, 95% bootstrap CI.",
         discussion: "Heads: --head if given, else the head shipped with the adapter, else the task's expert head in --experts (Adapters/<task>/lora).")
 
-    @Option(help: "Base model directory.")
-    var model: String
-
-    @Option(name: .customLong("adapter"), help: "Adapter PATH[@SCALE] (repeatable; deltas sum).")
-    var adapters: [String] = []
+    @OptionGroup var options: EncoderOptions
 
     @Option(help: "Comma-separated task names (under --tasks-dir) or JSONL paths.")
     var tasks: String
@@ -33,14 +29,11 @@ struct Eval: ParsableCommand {
     var json = false
 
     func run() throws {
-        let encoder = try SentenceEncoder(directory: model)
-        var set = AdapterSet()
-        var adapterHeads: [ClassificationHead] = []
-        for spec in adapters {
-            let (path, scale) = try parseAdapterArgument(spec)
-            if let l = try set.add(path: path, scale: scale, model: encoder.model, labels: ClassificationHead.labels(near: path)), let h = l.head {
-                adapterHeads.append(h)
-            } else if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("head.safetensors")) {
+        let (encoder, set, loras) = try options.load()
+        var adapterHeads = loras.compactMap(\.head)
+        for spec in options.adapters {
+            let path = try parseAdapterArgument(spec).path
+            if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("head.safetensors")) {
                 adapterHeads.append(try ClassificationHead.load(path: path, model: encoder.model))
             }
         }
@@ -60,7 +53,8 @@ struct Eval: ParsableCommand {
             }
             let data = try TaskData(path: path, name: name, allowed: h.labels)
             let progress = Progress(total: data.texts.count, label: name)
-            results.append((name, try HeadEvaluation.run(encoder: encoder, adapters: set, head: h, task: data, progress: progress.update)))
+            results.append((name, try HeadEvaluation.run(encoder: encoder, adapters: set, head: h, task: data,
+                                                         batchSize: options.batchSize, progress: progress.update)))
         }
         if json {
             let obj = results.map { ["task": $0.0, "accuracy": $0.1.accuracy, "macro_f1": $0.1.macroF1, "accuracy_ci95": $0.1.accuracyCI, "n": $0.1.count] as [String: Any] }
