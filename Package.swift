@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
@@ -24,9 +25,13 @@ let package = Package(
         ]),
         .target(name: "Encoder", dependencies: ["Tensors", "Formats"]),
         .target(name: "Merging", dependencies: ["Tensors", "Formats", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Store", dependencies: [
+            "Tensors", "Formats", "Encoder", "Merging", .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "Evaluation", dependencies: ["Encoder", "Formats", "Tensors"]),
         .executableTarget(name: "alloy", dependencies: [
-            "Tensors", "Formats", "Encoder", "Evaluation", "Merging",
+            "Tensors", "Formats", "Encoder", "Evaluation", "Merging", "Store",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats", "Encoder"]),
@@ -35,6 +40,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Formats", "Tensors"], exclude: ["Fixtures"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Encoder", "Formats", "Tensors"], exclude: ["Fixtures"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Tensors"],
                     exclude: ["Fixtures"]),
     ],

@@ -57,8 +57,14 @@ public enum DeltaTools {
     /// `density` (breadcrumbs). Returns the sparse deltas (zeros elsewhere) and what was kept.
     public static func sparsify(fineTuned: WeightSource, base: WeightSource, method: SparsifyMethod, density: Double,
                                 gamma: Double = 0.01, perRow: Bool = false, seed: UInt64 = 0) throws -> ([(String, Tensor)], [TensorReport]) {
+        try sparsify(deltas: deltas(fineTuned, base), method: method, density: density, gamma: gamma, perRow: perRow, seed: seed)
+    }
+
+    /// `sparsify` over deltas already computed, as (name, values, shape).
+    public static func sparsify(deltas: [(String, [Float], Shape)], method: SparsifyMethod, density: Double,
+                                gamma: Double = 0.01, perRow: Bool = false, seed: UInt64 = 0) throws -> ([(String, Tensor)], [TensorReport]) {
         var out: [(String, Tensor)] = [], reports: [TensorReport] = []
-        for (name, d, shape) in try deltas(fineTuned, base) {
+        for (name, d, shape) in deltas {
             var kept = [Float](repeating: 0, count: d.count)
             var count = 0
             if !perRow, method != .random, d.count > 0 {

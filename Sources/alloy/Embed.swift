@@ -5,7 +5,7 @@ import Formats
 
 /// Options shared by the commands that run the encoder.
 struct EncoderOptions: ParsableArguments {
-    @Option(help: "Base model directory (HF format with tokenizer.json).")
+    @Option(help: "Base model: an HF folder with tokenizer.json, or a base in the store.")
     var model: String
 
     @Option(name: .customLong("adapter"), help: "Adapter PATH[@SCALE]: a PEFT LoRA folder, a sparse delta (.alloy or indices/values), a task-vector .safetensors or a fine-tuned HF model directory. Repeat to sum deltas.")
@@ -14,12 +14,15 @@ struct EncoderOptions: ParsableArguments {
     @Option(help: "Sequences per batch.")
     var batchSize = 32
 
+    @OptionGroup var storeOptions: StoreOptions
+
     func load() throws -> (SentenceEncoder, AdapterSet, [LoRAAdapter]) {
-        let encoder = try SentenceEncoder(directory: model)
+        let encoder = try SentenceEncoder(directory: try storeOptions.resolve(model))
         var set = AdapterSet()
         var loras: [LoRAAdapter] = []
         for spec in adapters {
-            let (path, scale) = try parseAdapterArgument(spec)
+            var (path, scale) = try parseAdapterArgument(spec)
+            path = try storeOptions.resolve(path)
             if let l = try set.add(path: path, scale: scale, model: encoder.model, labels: ClassificationHead.labels(near: path)) { loras.append(l) }
         }
         return (encoder, set, loras)

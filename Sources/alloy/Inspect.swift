@@ -5,15 +5,21 @@ import Tensors
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the tensors of a .safetensors file or an HF model directory.")
+        abstract: "Show the tensors of a .safetensors/.alloy file or an HF model directory, or a store entry (with --compare, how two deltas agree).")
 
-    @Argument(help: "A .safetensors file, a model.safetensors.index.json, or an HF model directory.")
+    @Argument(help: "A .safetensors or .alloy file, a model.safetensors.index.json, an HF model directory, or a store entry.")
     var path: String
+
+    @Option(help: "Another delta in the store: print cosine similarity and sign-conflict rate with it.")
+    var compare: String?
+
+    @OptionGroup var storeOptions: StoreOptions
 
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
     func run() throws {
+        if compare != nil || !FileManager.default.fileExists(atPath: path) { return try inspectEntry() }
         if path.hasSuffix(".alloy") { return try inspectAlloy() }
         let source = try WeightSource(path: path)
         let config = try modelConfig()

@@ -148,7 +148,7 @@ public enum AlloyWriter {
         head.u32(0)
         head.append(header.bytes)
         head.append(repeatElement(0, count: dataStart - head.bytes.count))
-        return Encoded(head: head.bytes, chunks: encoded, padding: layout.map(\.pad), size: offset)
+        return Encoded(head: head.bytes, chunks: encoded, padding: layout.map(\.pad), size: offset, contentHash: contentHash)
     }
 
     /// An encoded file as parts: the preamble, header and padding, then each chunk preceded by
@@ -158,6 +158,8 @@ public enum AlloyWriter {
         public let chunks: [[UInt8]]
         let padding: [Int]
         public let size: Int
+        /// The canonical content hash recorded in the metadata (docs/FORMAT.md).
+        public let contentHash: String
 
         public var bytes: [UInt8] {
             var out = head

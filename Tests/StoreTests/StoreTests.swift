@@ -1,0 +1,187 @@
+import XCTest
+import Foundation
+@testable import Store
+import Encoder
+import Formats
+import Tensors
+
+enum Fixture {
+    static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    static func path(_ rel: String) -> String { here.appendingPathComponent("Fixtures").appendingPathComponent(rel).path }
+    /// The tiny BERT, its PEFT adapters and PEFT's outputs (Scripts/make-fixtures-encoder.py).
+    static func tiny(_ rel: String = "") -> String { here.appendingPathComponent("../EncoderTests/Fixtures/tiny").appendingPathComponent(rel).standardized.path }
+    static let repo = here.appendingPathComponent("../..").standardized.path
+}
+
+func temporaryStore(_ name: String = #function) throws -> Store {
+    let dir = NSTemporaryDirectory() + "alloy-store-\(name.filter(\.isLetter))-\(UInt32.random(in: 0...UInt32.max))"
+    return try Store(root: dir)
+}
+
+final class StoreRoundTripTests: XCTestCase {
+    /// Fixture: transformers' BertForSequenceClassification (bert.* names, pooler, classifier),
+    /// Scripts/make-fixtures-store.py. Lossless import + hf export must give every tensor back bit for bit.
+    func testFineTunedModelRoundTripsBitExactly() throws {
+        let s = try temporaryStore()
+        _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
+        var o = ImportOptions(name: "ft"); o.base = "tiny"
+        let r = try s.importSource(Fixture.path("finetuned"), options: o)
+        XCTAssertEqual(r.item.entry.kind, .taskVector)
+        XCTAssertNotNil(r.item.blobs["head"], "classifier is not in the base: stored as a head")
+        let out = s.root + "/export-ft"
+        try s.export(try s.resolve("ft"), format: .hf, to: out)
+        let original = try SafetensorsFile(path: Fixture.path("finetuned/model.safetensors"))
+        let exported = try SafetensorsFile(path: out + "/model.safetensors")
+        XCTAssertEqual(Set(exported.names), Set(original.names))
+        for n in original.names {
+            XCTAssertTrue(try exported.tensor(n).bitwiseEquals(original.tensor(n)), "\(n) differs after the round trip")
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: out + "/config.json"), FileManager.default.contents(atPath: Fixture.path("finetuned/config.json")))
+        // The stored τ is the plain difference (what merges use).
+        let tv = try s.open(try s.resolve("ft"), role: "weights")
+        let base = try SafetensorsFile(path: Fixture.tiny("model.safetensors"))
+        let tau = try tv.tensor("encoder.layer.1.output.dense.weight").floats()
+        let ft = try original.tensor("bert.encoder.layer.1.output.dense.weight").floats(), b = try base.tensor("encoder.layer.1.output.dense.weight").floats()
+        for i in tau.indices { XCTAssertEqual(tau[i], ft[i] - b[i]) }
+    }
+
+    /// A PEFT folder imported then exported is the same folder (tensors bit-exact, config
+    /// byte-exact), and the runtime gives PEFT's own outputs with it (1e-5, fixture from PEFT).
+    func testPEFTFolderRoundTripsAndGivesPEFTOutputs() throws {
+        let s = try temporaryStore()
+        _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
+        for (name, dir) in [("lora", Fixture.tiny("lora")), ("cls", Fixture.path("peft_cls"))] {
+            var o = ImportOptions(name: name); o.base = "tiny"
+            XCTAssertEqual(try s.importSource(dir, options: o).item.entry.kind, .lora)
+            let out = s.root + "/export-\(name)"
+            try s.export(try s.resolve(name), format: .peft, to: out)
+            XCTAssertEqual(FileManager.default.contents(atPath: out + "/adapter_config.json"), FileManager.default.contents(atPath: dir + "/adapter_config.json"))
+            let a = try SafetensorsFile(path: out + "/adapter_model.safetensors"), b = try SafetensorsFile(path: dir + "/adapter_model.safetensors")
+            XCTAssertEqual(Set(a.names), Set(b.names))
+            for n in b.names { XCTAssertTrue(try a.tensor(n).bitwiseEquals(b.tensor(n)), n) }
+        }
+        let model = try EncoderModel(directory: try s.checkout(try s.resolve("tiny")))
+        let outputs = try SafetensorsFile(path: Fixture.tiny("outputs.safetensors"))
+        let ids = try outputs.tensor("input_ids"), mask = try outputs.tensor("attention_mask")
+        let (bn, l) = (ids.shape.dims[0], ids.shape.dims[1])
+        let idv = Array(ids.rawBytes.bindMemory(to: Int64.self)), mv = Array(mask.rawBytes.bindMemory(to: Int64.self))
+        let batch = (0..<bn).map { q in (0..<l).filter { mv[q * l + $0] == 1 }.map { Int32(idv[q * l + $0]) } }
+        var set = AdapterSet()
+        set.loras = [(try LoRAAdapter(peft: s.root + "/export-lora", for: model), 1)]
+        let h = model.hiddenStates(batch, adapters: set)
+        let ref = try outputs.tensor("lora").floats(), w = model.hidden
+        var err: Float = 0
+        for q in 0..<h.count { for j in 0..<(h.offsets[q + 1] - h.offsets[q]) { for c in 0..<w {
+            err = max(err, abs(h.values[(h.offsets[q] + j) * w + c] - ref[(q * l + j) * w + c]))
+        } } }
+        XCTAssertLessThan(err, 1e-5)
+    }
+
+    func testSameContentIsStoredOnce() throws {
+        let s = try temporaryStore()
+        _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
+        let blobs = s.blobFiles().count
+        let again = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny-again"))
+        XCTAssertTrue(again.existed)
+        XCTAssertEqual(again.item.names, ["tiny", "tiny-again"])
+        XCTAssertEqual(s.blobFiles().count, blobs)
+        XCTAssertEqual(try s.list().count, 1)
+        // A name already used by other content is refused.
+        var o = ImportOptions(name: "tiny"); o.base = "tiny"
+        XCTAssertThrowsError(try s.importSource(Fixture.tiny("lora"), options: o)) { e in
+            XCTAssertEqual(e as? StoreError, .nameTaken(name: "tiny", existing: "base \(again.item.entry.shortDigest)"))
+        }
+    }
+
+    func testInspectStatisticsAndCompare() throws {
+        let s = try temporaryStore()
+        _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
+        for (n, d) in [("a", Fixture.tiny("lora")), ("b", Fixture.tiny("rslora"))] {
+            var o = ImportOptions(name: n); o.base = "tiny"; _ = try s.importSource(d, options: o)
+        }
+        let a = try s.resolve("a")
+        let stats = try s.statistics(a)
+        XCTAssertEqual(stats.groups.map(\.name), ["layer 00", "layer 01", "pooler"], "the fixture targets query/key/value/dense, pooler.dense included")
+        XCTAssertGreaterThan(stats.norm, 0)
+        let same = try s.compare(a, a)
+        XCTAssertEqual(same.cosine, 1, accuracy: 1e-9)
+        XCTAssertEqual(same.signConflict, 0)
+        let ab = try s.compare(a, try s.resolve("b"))
+        XCTAssertLessThan(abs(ab.cosine), 0.5, "independent random adapters are nearly orthogonal")
+        XCTAssertEqual(ab.signConflict, 0.5, accuracy: 0.05, "independent signs disagree half the time")
+    }
+}
+
+final class StoreSafetyTests: XCTestCase {
+    func testWrongBaseAndShapeMismatchAreRefused() throws {
+        let s = try temporaryStore()
+        _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
+        _ = try s.importSource(Fixture.path("unrelated"), options: ImportOptions(name: "other"))
+        // A fine-tuned model of another base: its weights are nowhere near the base's.
+        var o = ImportOptions(name: "x"); o.base = "tiny"
+        XCTAssertThrowsError(try s.importSource(Fixture.path("unrelated"), options: o)) { e in
+            XCTAssertTrue("\(e)".contains("another base"), "\(e)")
+        }
+        // A delta recording its base's hash is refused on another base unless forced.
+        var ft = ImportOptions(name: "ft"); ft.base = "tiny"
+        _ = try s.importSource(Fixture.path("finetuned"), options: ft)
+        let deltaFile = s.blobPath(try s.resolve("ft").blobs["weights"]!.sha256)
+        var wrong = ImportOptions(name: "ft-on-other"); wrong.base = "other"
+        XCTAssertThrowsError(try s.importSource(deltaFile, options: wrong)) { e in
+            guard case .wrongBase(let src, _, _)? = e as? StoreError else { return XCTFail("\(e)") }
+            XCTAssertEqual(src, deltaFile)
+        }
+        wrong.force = true
+        XCTAssertNoThrow(try s.importSource(deltaFile, options: wrong))
+        // A LoRA made for MiniLM (hidden 384) on the tiny base (hidden 32): names the tensor.
+        var l = ImportOptions(name: "big-lora"); l.base = "tiny"
+        XCTAssertThrowsError(try s.importSource(Fixture.repo + "/Adapters/bbc_topic/lora", options: l)) { e in
+            guard case .shapeMismatch(_, let t, _, _)? = e as? StoreError else { return XCTFail("\(e)") }
+            XCTAssertTrue(t.contains("encoder.layer.0.attention.self"), t)
+        }
+        XCTAssertTrue(try s.verify().ok)
+    }
+
+    func testCorruptAndMissingBlobsAreNamed() throws {
+        let s = try temporaryStore()
+        _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
+        var o = ImportOptions(name: "ft"); o.base = "tiny"
+        _ = try s.importSource(Fixture.path("finetuned"), options: o)
+        XCTAssertTrue(try s.verify().ok)
+        let item = try s.resolve("ft")
+        let path = s.blobPath(item.blobs["weights"]!.sha256)
+        // Flip one byte in the last chunk's payload (a tensor's data).
+        var bytes = Array(FileManager.default.contents(atPath: path)!)
+        let f = try AlloyFile(path: path)
+        let target = f.tensors.max { $0.chunks.last!.offset < $1.chunks.last!.offset }!
+        bytes[target.chunks.last!.offset + 3] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let report = try s.verify()
+        XCTAssertFalse(report.ok)
+        XCTAssertTrue(report.problems.contains { $0.hasPrefix("ft: weights blob") }, "\(report.problems)")
+        XCTAssertThrowsError(try s.export(item, format: .hf, to: s.root + "/out")) { e in
+            XCTAssertTrue("\(e)".contains("entry \"ft\"") && "\(e)".contains(target.name), "\(e)")
+        }
+        try FileManager.default.removeItem(atPath: path)
+        XCTAssertTrue(try s.verify().problems.contains { $0.contains("ft: weights blob") && $0.contains("missing") })
+        XCTAssertThrowsError(try s.export(item, format: .hf, to: s.root + "/out")) { e in
+            guard case .missingBlob(let ref, let role, _)? = e as? StoreError else { return XCTFail("\(e)") }
+            XCTAssertEqual(ref, "ft"); XCTAssertEqual(role, "weights")
+        }
+    }
+
+    func testRemoveRefusesABaseInUseAndGCFreesBlobs() throws {
+        let s = try temporaryStore()
+        _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
+        var o = ImportOptions(name: "lora"); o.base = "tiny"
+        _ = try s.importSource(Fixture.tiny("lora"), options: o)
+        XCTAssertThrowsError(try s.remove("tiny")) { e in XCTAssertEqual(e as? StoreError, .inUse(ref: "tiny", dependents: ["lora"])) }
+        let before = s.blobFiles().count
+        _ = try s.remove("lora")
+        XCTAssertTrue(try s.verify().leftovers.count == before - 2, "the LoRA's weights and files blobs are unreferenced")
+        XCTAssertGreaterThanOrEqual(try s.gc().files, 2)
+        let after = try s.verify()
+        XCTAssertTrue(after.ok && after.leftovers.isEmpty)
+        XCTAssertEqual(try s.list().map(\.ref), ["tiny"])
+    }
+}
