@@ -55,6 +55,8 @@ public struct RecipeError: Error, CustomStringConvertible {
 public struct Recipe {
     public struct Model {
         public let path: String
+        /// The model as the recipe names it (a path, or a store entry).
+        public let ref: String
         public let parameters: [String: Setting]
         public let line: Int
     }
@@ -62,19 +64,22 @@ public struct Recipe {
     public let path: String
     public let method: MergeMethod
     public let baseModel: String?
+    /// The base as the recipe names it.
+    public let baseRef: String?
     public let models: [Model]
     public let parameters: [String: Setting]
     public let dtype: DType?
 
     /// Parses and checks the recipe at `path`; model paths are relative to its directory.
-    public init(path: String) throws {
+    /// `lookup` maps a model that is not a path on disk (e.g. a store entry) to a folder.
+    public init(path: String, lookup: ((String) throws -> String?)? = nil) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw RecipeError(path: path, line: nil, message: "cannot read the recipe")
         }
-        try self.init(yaml: text, path: path)
+        try self.init(yaml: text, path: path, lookup: lookup)
     }
 
-    public init(yaml text: String, path: String) throws {
+    public init(yaml text: String, path: String, lookup: ((String) throws -> String?)? = nil) throws {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
         func fail(_ node: Node?, _ msg: String) -> RecipeError { RecipeError(path: path, line: node?.mark.map { $0.line }, message: msg) }
@@ -86,7 +91,11 @@ public struct Recipe {
             throw RecipeError(path: path, line: nil, message: "not valid YAML: \(e)")
         }
         guard let map = root.mapping else { throw fail(root, "a recipe is a mapping with merge_method, models, …") }
-        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (dir.isEmpty ? p : (dir as NSString).appendingPathComponent(p)) }
+        func resolve(_ p: String) throws -> String {
+            let local = p.hasPrefix("/") ? p : (dir.isEmpty ? p : (dir as NSString).appendingPathComponent(p))
+            if FileManager.default.fileExists(atPath: local) { return local }
+            return try lookup?(p) ?? local
+        }
         for (k, _) in map {
             guard let key = k.string, ["merge_method", "base_model", "models", "parameters", "dtype", "tokenizer_source", "name"].contains(key) else {
                 throw fail(k, "unknown key \"\(k.string ?? "?")\" (slices and modules are not supported; use models)")
@@ -97,7 +106,8 @@ public struct Recipe {
             throw fail(methodNode, "unknown merge_method \"\(name)\" (known: \(MergeMethod.registry.keys.sorted().joined(separator: ", ")))")
         }
         self.method = method
-        baseModel = map["base_model"]?.string.map(resolve)
+        baseModel = try map["base_model"]?.string.map(resolve)
+        baseRef = map["base_model"]?.string
         if method.needsBase && baseModel == nil { throw fail(methodNode, "\(name) needs a base_model") }
         if let d = map["dtype"] {
             switch d.string {
@@ -155,7 +165,7 @@ public struct Recipe {
         var models: [Model] = []
         for n in seq {
             guard let m = n.mapping, let p = m["model"]?.string else { throw fail(n, "each model is {model: PATH, parameters: …}") }
-            models.append(Model(path: resolve(p), parameters: try parseParameters(m["parameters"], scope: .perModel), line: n.mark?.line ?? 0))
+            models.append(Model(path: try resolve(p), ref: p, parameters: try parseParameters(m["parameters"], scope: .perModel), line: n.mark?.line ?? 0))
         }
         self.models = models
         let others = models.filter { $0.path != baseModel }

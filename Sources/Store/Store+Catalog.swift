@@ -78,10 +78,14 @@ struct NameRow: Codable, FetchableRecord, PersistableRecord {
 struct LineageRow: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "lineage"
     var entryID: Int64
-    var parentID: Int64
+    var parentID: Int64?
+    var parentDigest: String
+    var parentName: String
     var relation: String
     var weight: Double?
-    enum CodingKeys: String, CodingKey { case relation, weight, entryID = "entry_id", parentID = "parent_id" }
+    enum CodingKeys: String, CodingKey {
+        case relation, weight, entryID = "entry_id", parentID = "parent_id", parentDigest = "parent_digest", parentName = "parent_name"
+    }
 }
 
 /// An entry with its names and blobs, as commands see it.
@@ -126,8 +130,9 @@ extension Store {
         var blobs: [String: (String, Int)] = [:]
         for b in try BlobRow.filter(Column("entry_id") == id).fetchAll(db) { blobs[b.role] = (b.sha256, b.bytes) }
         let parents = try Row.fetchAll(db, sql: """
-            SELECT l.relation, l.weight, COALESCE((SELECT MIN(n.name) FROM name n WHERE n.entry_id = e.id), substr(e.digest, 1, 12)) AS pname
-            FROM lineage l JOIN entry e ON e.id = l.parent_id WHERE l.entry_id = ? ORDER BY l.rowid
+            SELECT l.relation, l.weight,
+                   COALESCE((SELECT MIN(n.name) FROM name n WHERE n.entry_id = l.parent_id), l.parent_name || ' (removed)') AS pname
+            FROM lineage l WHERE l.entry_id = ? ORDER BY l.rowid
             """, arguments: [id]).map { (name: $0["pname"] as String, relation: $0["relation"] as String, weight: $0["weight"] as Double?) }
         return StoredItem(entry: e, names: names, blobs: blobs.mapValues { (sha256: $0.0, bytes: $0.1) }, parents: parents)
     }

@@ -44,7 +44,7 @@ struct PendingEntry {
     var rawBytes: Int
     var metadata: [(String, JSONValue)] = []
     var blobs: [(role: String, data: BlobData)] = []
-    var parents: [(id: Int64, relation: String, weight: Double?)] = []
+    var parents: [(item: StoredItem, relation: String, weight: Double?)] = []
     var notes: [String] = []
 
     enum BlobData { case encoded(AlloyWriter.Encoded), file(String) }
@@ -108,7 +108,7 @@ extension Store {
         }
         pending.task = options.task ?? { if case .string(let t)? = card?.json["task"] { return t }; return nil }()
         if let b = base { pending.base = b; pending.baseSHA256 = pending.baseSHA256 ?? b.entry.contentSHA256 }
-        if let b = pending.base { pending.parents.append((b.entry.id!, "base", nil)) }
+        if let b = pending.base { pending.parents.append((b, "base", nil)) }
         return try commit(pending, name: options.name, tags: options.tags, source: source)
     }
 
@@ -322,7 +322,10 @@ extension Store {
                 try e.insert(db)
                 try NameRow(name: name, entryID: e.id!).insert(db)
                 for (role, sha, bytes) in blobs { try BlobRow(entryID: e.id!, role: role, sha256: sha, bytes: bytes).insert(db) }
-                for par in p.parents { try LineageRow(entryID: e.id!, parentID: par.id, relation: par.relation, weight: par.weight).insert(db) }
+                for par in p.parents {
+                    try LineageRow(entryID: e.id!, parentID: par.item.entry.id, parentDigest: par.item.entry.digest, parentName: par.item.ref,
+                                   relation: par.relation, weight: par.weight).insert(db)
+                }
                 return (e.id!, false)
             }
             let item = try db.read { try self.item($0, id: id) }

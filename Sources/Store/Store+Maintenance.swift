@@ -24,11 +24,6 @@ extension Store {
             try db.write { db in
                 let deps = try dependents(db, of: item.entry.id!)
                 if !deps.isEmpty { throw StoreError.inUse(ref: ref, dependents: deps) }
-                let children = try LineageRow.filter(Column("parent_id") == item.entry.id! && Column("relation") != "base").fetchCount(db)
-                if children > 0 {
-                    // Merges keep their lineage rows only while parents exist: drop the links, keep the merges.
-                    try LineageRow.filter(Column("parent_id") == item.entry.id!).deleteAll(db)
-                }
                 _ = try StoreEntry.deleteOne(db, key: item.entry.id!)
             }
             return item

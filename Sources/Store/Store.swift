@@ -83,7 +83,10 @@ public final class Store {
             }
             try db.create(table: "lineage") { t in
                 t.column("entry_id", .integer).notNull().references("entry", onDelete: .cascade)
-                t.column("parent_id", .integer).notNull().references("entry", onDelete: .restrict)
+                // Lineage outlives its parents: the name and digest stay when a parent is removed.
+                t.column("parent_id", .integer).references("entry", onDelete: .setNull)
+                t.column("parent_digest", .text).notNull()
+                t.column("parent_name", .text).notNull()
                 t.column("relation", .text).notNull()
                 t.column("weight", .double)
             }

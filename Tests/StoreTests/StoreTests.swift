@@ -112,6 +112,30 @@ final class StoreRoundTripTests: XCTestCase {
     }
 }
 
+extension StoreRoundTripTests {
+    /// A merge result is stored as a `merged` task vector with its parents and recipe; a
+    /// materialised folder of it equals the merged model bit for bit.
+    func testMergedEntryKeepsLineage() throws {
+        let s = try temporaryStore()
+        let base = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny")).item
+        var o = ImportOptions(name: "lora"); o.base = "tiny"
+        let lora = try s.importSource(Fixture.tiny("lora"), options: o).item
+        let merged = try s.importMerged(Fixture.path("finetuned"), name: "m", base: base, parents: [(lora, 0.5)],
+                                        method: "linear", recipe: "merge_method: linear").item
+        XCTAssertEqual(merged.entry.kind, .merged)
+        XCTAssertEqual(merged.parents.map(\.name), ["tiny", "lora"])
+        XCTAssertEqual(merged.parents.map(\.weight), [nil, 0.5])
+        if case .string(let r)? = merged.entry.meta["recipe"] { XCTAssertEqual(r, "merge_method: linear") } else { XCTFail("no recipe") }
+        let dir = try s.materialize(merged)
+        let a = try SafetensorsFile(path: dir + "/model.safetensors"), b = try SafetensorsFile(path: Fixture.path("finetuned/model.safetensors"))
+        for n in b.names { XCTAssertTrue(try a.tensor(n).bitwiseEquals(b.tensor(n)), n) }
+        // Removing a parent keeps the merge and its lineage (by name).
+        _ = try s.remove("lora")
+        XCTAssertEqual(try s.resolve("m").parents.map(\.name), ["tiny", "lora (removed)"])
+        XCTAssertTrue(try s.verify().ok)
+    }
+}
+
 final class StoreSafetyTests: XCTestCase {
     func testWrongBaseAndShapeMismatchAreRefused() throws {
         let s = try temporaryStore()
