@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"]),
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Formats", "Tensors"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], exclude: ["Fixtures"]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Formats", "Tensors"], exclude: ["Fixtures"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Encoder", "Formats", "Tensors"], exclude: ["Fixtures"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Tensors"],
