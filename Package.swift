@@ -30,8 +30,9 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Evaluation", dependencies: ["Encoder", "Formats", "Tensors"]),
+        .target(name: "Composition", dependencies: ["Tensors", "Formats", "Encoder", "Evaluation", "Merging", "Store"]),
         .executableTarget(name: "alloy", dependencies: [
-            "Tensors", "Formats", "Encoder", "Evaluation", "Merging", "Store",
+            "Tensors", "Formats", "Encoder", "Evaluation", "Merging", "Store", "Composition",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats", "Encoder"]),
@@ -41,6 +42,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], exclude: ["Fixtures"]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Formats", "Tensors"], exclude: ["Fixtures"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Encoder", "Formats", "Tensors"], exclude: ["Fixtures"]),
+        .testTarget(name: "CompositionTests", dependencies: ["Composition"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Tensors"],
                     exclude: ["Fixtures"]),
     ],

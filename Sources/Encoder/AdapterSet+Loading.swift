@@ -70,6 +70,14 @@ extension AdapterSet {
         return nil
     }
 
+    /// Adds the difference between full weights (e.g. a merge result held in memory) and the
+    /// base, times `scale`, as `.fineTuned` does for a folder.
+    public mutating func add(weights: [(String, Tensor)], scale: Float, model: EncoderModel, source: String) throws {
+        let byName = Dictionary(weights, uniquingKeysWith: { a, _ in a })
+        let names = weights.map(\.0).filter { model.weights[model.architecture.canonical($0)] != nil }
+        try addDense(names: names, tensor: { byName[$0]! }, minus: model.weights, scale: scale, model: model, source: source)
+    }
+
     /// Copy-on-write: the first patch of a tensor copies it from the base.
     mutating func writable(_ name: String, model: EncoderModel, source: String) throws -> UnsafeMutablePointer<Float> {
         if patched[name] == nil {

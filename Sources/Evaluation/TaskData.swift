@@ -31,6 +31,12 @@ public struct TaskData: Sendable {
         self.labels = labels
     }
 
+    public init(name: String, texts: [String], labels: [String]) {
+        self.name = name
+        self.texts = texts
+        self.labels = labels
+    }
+
     public var labelSet: [String] { Array(Set(labels)).sorted() }
 }
 
@@ -38,5 +44,6 @@ public struct TaskError: Error, CustomStringConvertible {
     public let path: String
     public let line: Int?
     public let reason: String
+    public init(path: String, line: Int?, reason: String) { self.path = path; self.line = line; self.reason = reason }
     public var description: String { line.map { "\(path):\($0): \(reason)" } ?? "\(path): \(reason)" }
 }
