@@ -91,11 +91,11 @@ public enum Composer {
         return out.sorted { $0.1 > $1.1 }
     }
 
-    nonisolated(unsafe) static var keyCache: [String: [[Float]]] = [:]
     static func expertKeys(_ bench: Workbench, _ e: Expert, perExpert: Int) throws -> [[Float]] {
-        if let k = keyCache[e.name] { return k }
+        let key = "\(e.name)#\(perExpert)"
+        if let k = bench.retrievalKeys[key] { return k }
         let k = bench.embed(Array(try bench.data(e.task, split: "train").texts.prefix(perExpert)), Variant(name: "base"))
-        keyCache[e.name] = k
+        bench.retrievalKeys[key] = k
         return k
     }
 

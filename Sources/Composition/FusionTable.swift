@@ -64,7 +64,7 @@ public struct FusionTable: Codable, Sendable {
         if retrieval {
             var s: [Score] = [], details: [String: String] = [:]
             for t in seen + heldOut {
-                let ranked = try Composer.retrieve(bench, task: t)
+                let ranked = try Composer.retrieve(bench, task: t, queries: bench.retrievalQueries, perExpert: bench.retrievalKeysPerExpert)
                 let pick = ranked[0].expert
                 details[t] = "\(pick) (\(String(format: "%.3f", ranked[0].score)))"
                 if let row = variants.first(where: { $0.name == pick }), let hit = cache[row.name]?[t] { s.append(hit); continue }

@@ -59,6 +59,11 @@ public final class Workbench: @unchecked Sendable {
     public var zeroShotFile = "Tasks/zero-shot.json"
     public var progress: ((String, Int, Int) -> Void)?
     private var cache: [String: TaskData] = [:]
+    /// Retrieval: unlabelled test inputs embedded per task, training inputs per expert.
+    public var retrievalQueries = 32
+    public var retrievalKeysPerExpert = 64
+    /// Base-encoder embeddings of experts' training inputs, for retrieval.
+    var retrievalKeys: [String: [[Float]]] = [:]
 
     public init(encoder: SentenceEncoder, tasksDir: String, experts: [Expert]) {
         self.encoder = encoder

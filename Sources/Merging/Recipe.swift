@@ -57,7 +57,7 @@ public struct Recipe {
         public let path: String
         /// The model as the recipe names it (a path, or a store entry).
         public let ref: String
-        public let parameters: [String: Setting]
+        public internal(set) var parameters: [String: Setting]
         public let line: Int
     }
 
@@ -66,8 +66,8 @@ public struct Recipe {
     public let baseModel: String?
     /// The base as the recipe names it.
     public let baseRef: String?
-    public let models: [Model]
-    public let parameters: [String: Setting]
+    public private(set) var models: [Model]
+    public private(set) var parameters: [String: Setting]
     public let dtype: DType?
 
     /// Parses and checks the recipe at `path`; model paths are relative to its directory.
@@ -180,5 +180,17 @@ public struct Recipe {
             }
         }
         if case .slerp = method.kind, self.parameters["t"] == nil { throw fail(methodNode, "slerp needs a parameter t") }
+    }
+
+    /// The recipe with parameter `name` set to `value` for every model (a sweep point):
+    /// the global value is replaced and per-model values of it are dropped.
+    public func overriding(_ name: String, with value: Double) throws -> Recipe {
+        guard method.parameter(name) != nil else {
+            throw RecipeError(path: path, line: nil, message: "\(method.name) has no parameter \"\(name)\" (it takes \(method.parameters.map(\.name).joined(separator: ", ")))")
+        }
+        var r = self
+        r.parameters[name] = .scalar(value)
+        for i in r.models.indices { r.models[i].parameters[name] = nil }
+        return r
     }
 }

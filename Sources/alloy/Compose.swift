@@ -30,18 +30,31 @@ struct Workshop {
     func variant(name: String, spec: String) throws -> Variant {
         var set = AdapterSet()
         if spec.hasSuffix(".yaml") || spec.hasSuffix(".yml") {
-            let recipe = try Recipe(path: spec) { ref in
-                let s = try storeOptions.open()
-                return try s.materialize(try s.resolve(ref))
-            }
-            let (tensors, _) = try Merger.merge(recipe)
-            try set.add(weights: tensors, scale: 1, model: encoder.model, source: spec)
+            return try variant(name: name, recipe: try recipe(spec))
         } else if spec != "base" {
             for part in spec.split(separator: ",").map(String.init) {
                 let (ref, w) = try parseAdapterArgument(part)
                 try set.add(path: try storeOptions.resolve(ref), scale: w, model: encoder.model, labels: [])
             }
         }
+        return Variant(name: name, adapters: set)
+    }
+}
+
+extension Workshop {
+    /// A recipe whose models may be store entries (materialised once in the store's cache).
+    func recipe(_ path: String) throws -> Recipe {
+        try Recipe(path: path) { ref in
+            let s = try storeOptions.open()
+            return try s.materialize(try s.resolve(ref))
+        }
+    }
+
+    /// The recipe merged in memory, applied to the base as a dense delta.
+    func variant(name: String, recipe: Recipe) throws -> Variant {
+        let (tensors, _) = try Merger.merge(recipe)
+        var set = AdapterSet()
+        try set.add(weights: tensors, scale: 1, model: encoder.model, source: recipe.path)
         return Variant(name: name, adapters: set)
     }
 }
@@ -170,6 +183,64 @@ struct Fusion: ParsableCommand {
         }
         print(String(format: "\n%.0f s; seen tasks: accuracy with the task's expert head; held-out: %d-shot probe, mean±std over %d seeds", table.seconds, shots, seeds))
         if let out { print("wrote \(out)/results.md, results.json, results.svg") }
+    }
+
+    func list(_ s: String) -> [String] { s.split(separator: ",").map(String.init) }
+}
+
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sweep one merge parameter (λ for task arithmetic, density for TIES, …) of a recipe; table of seen and held-out accuracy per value, with Markdown, JSON and an SVG line plot.")
+
+    @Argument(help: "The recipe (.yaml); its models may be store entries.") var recipe: String
+    @Option(help: "The parameter to sweep (e.g. lambda, density).") var param: String
+    @Option(help: "Comma-separated values.") var values: String
+    @Option(help: "Base model (folder or store entry).") var model: String
+    @Option(help: "Comma-separated LoRA experts whose heads score the seen tasks.") var experts: String
+    @Option(help: "Comma-separated seen tasks.") var seen: String
+    @Option(help: "Comma-separated held-out tasks.") var heldOut: String
+    @Option(help: "Test examples per task (seeded subsample; 0 = all).") var limit = 0
+    @Option(help: "Probe shots per label.") var shots = 16
+    @Option(help: "Probe seeds.") var seeds = 3
+    @Option(help: "Directory of task folders.") var tasksDir = ".assets/tasks"
+    @Option(help: "Write <name>.md, .json and .svg here.") var out: String?
+    @Option(help: "File name stem for --out (default: sweep-<method>-<param>).") var name: String?
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let encoder = try SentenceEncoder(directory: try storeOptions.resolve(model))
+        let shop = Workshop(storeOptions: storeOptions, encoder: encoder)
+        let bench = Workbench(encoder: encoder, tasksDir: tasksDir, experts: try shop.experts(experts))
+        bench.limit = limit > 0 ? limit : nil
+        bench.shots = shots; bench.seeds = seeds
+        let progress = StageProgress()
+        bench.progress = { progress.update($0, $1, $2) }
+        let r = try shop.recipe(recipe)
+        let xs = values.split(separator: ",").compactMap { Double($0) }
+        guard !xs.isEmpty else { throw ValidationError("--values wants numbers, e.g. 0.1,0.3,0.5") }
+        var variants: [(String, String, Variant)] = []
+        for x in xs {
+            Console.note("merging with \(param) = \(x)")
+            variants.append(("\(param) = \(x)", "sweep", try shop.variant(name: "\(param)=\(x)", recipe: try r.overriding(param, with: x))))
+        }
+        let table = try FusionTable.run(bench, seen: list(seen), heldOut: list(heldOut), variants: variants, learned: false, retrieval: false,
+                                        composeShots: 0, budget: 0, l1: 0,
+                                        settings: ["recipe": recipe, "method": r.method.name, "param": param, "limit": limit > 0 ? String(limit) : "all",
+                                                   "probe": "\(shots)-shot × \(seeds) seeds"])
+        var t = TextTable(table.header, align: [.left] + table.header.dropFirst().map { _ in .right })
+        for c in table.cells { t.add(c) }
+        print(t.render())
+        if let out {
+            let stem = "\(out)/\(name ?? "sweep-\(r.method.name)-\(param)")"
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try table.markdown().write(toFile: stem + ".md", atomically: true, encoding: .utf8)
+            try table.json().write(toFile: stem + ".json", atomically: true, encoding: .utf8)
+            let seenLine = zip(xs, table.rows).compactMap { x, row in row.seenAverage.map { (x, $0) } }
+            let heldLine = zip(xs, table.rows).compactMap { x, row in row.heldOutAverage.map { (x, $0) } }
+            try Chart.lines(title: "\(r.method.name): accuracy vs \(param)", xLabel: param,
+                            [("seen avg (heads)", seenLine), ("held-out avg (probe)", heldLine)]).write(toFile: stem + ".svg", atomically: true, encoding: .utf8)
+            print("wrote \(stem).md, .json, .svg")
+        }
     }
 
     func list(_ s: String) -> [String] { s.split(separator: ",").map(String.init) }
