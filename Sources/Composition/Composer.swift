@@ -14,7 +14,10 @@ public enum Composer {
 
     /// LoraHub-style learned composition (Huang et al., 2023): per-expert weights found by
     /// CMA-ES, gradient-free, on `shots` labelled training examples per label, minimising the
-    /// few-shot loss plus `l1`·Σ|wᵢ|, with weights in [−1.5, 1.5] starting from 0 (the base).
+    /// few-shot loss plus `l1`·mean|wᵢ|, with weights in [−1.5, 1.5] starting from 0 (the base).
+    /// Unlike LoraHub, which mixes the factors (Â = Σ wᵢAᵢ, B̂ = Σ wᵢBᵢ, so B̂Â has cross terms
+    /// BᵢAⱼ), the deltas are weighted (ΔW = Σ wᵢ BᵢAᵢ): the result is a task-arithmetic recipe
+    /// that `alloy merge` reproduces exactly and that works for any kind of expert.
     /// The loss is the task's head cross-entropy when an expert head exists (a seen task), else
     /// the leave-one-out cross-entropy of a nearest-prototype classifier on normalised embeddings
     /// (Snell et al., 2017) — a held-out task has no head to train through.
@@ -32,7 +35,7 @@ public enum Composer {
             bench.progress?("learning weights · \(task)", evals, budget)
             let emb = bench.embed(texts, bench.composition(w, name: "candidate"))
             let loss = head.map { headLoss($0, emb, labels) } ?? prototypeLoss(emb, labels)
-            return loss + l1 * w.reduce(0) { $0 + abs($1) }
+            return loss + l1 * w.reduce(0) { $0 + abs($1) } / Double(max(1, w.count))
         }
         return Learned(weights: result.x, loss: result.value, evaluations: result.evaluations, examples: texts.count)
     }
@@ -72,23 +75,25 @@ public enum Composer {
         return loss / Double(u.count)
     }
 
-    /// Expert retrieval as in ELM (Li et al., 2022, "Branch-Train-Merge"): embed the task's first
-    /// `queries` unlabelled test inputs and up to `perExpert` training inputs of each expert's
-    /// task with the base encoder; an expert's score is the mean, over queries, of the cosine to
-    /// its nearest training input. Returns experts best first.
-    public static func retrieve(_ bench: Workbench, task: String, queries: Int = 32, perExpert: Int = 64) throws -> [(expert: String, score: Double)] {
+    /// Expert retrieval as in ELM (Jang et al., 2023, "Exploring the Benefits of Training Expert
+    /// Language Models over Instruction Tuning"): embed up to `perExpert` training inputs of each
+    /// expert's task and the task's first `queries` unlabelled test inputs with the base encoder;
+    /// each query votes for the expert owning its nearest training input (dot product of the
+    /// normalised embeddings); experts are ranked by votes, ties by mean best similarity.
+    public static func retrieve(_ bench: Workbench, task: String, queries: Int = 32, perExpert: Int = 100) throws -> [(expert: String, score: Double)] {
         let base = Variant(name: "base")
         func unit(_ e: [[Float]]) -> [[Float]] { e.map { v in let n = max(1e-12, v.reduce(0) { $0 + $1 * $1 }.squareRoot()); return v.map { $0 / n } } }
         let q = unit(bench.embed(Array(try bench.data(task, split: "test").texts.prefix(queries)), base))
-        var out: [(String, Double)] = []
-        for e in bench.experts {
-            let keys = unit(try expertKeys(bench, e, perExpert: perExpert))
-            let s = q.reduce(0.0) { acc, v in
-                acc + Double(keys.map { k in zip(k, v).reduce(0) { $0 + $1.0 * $1.1 } }.max() ?? 0)
-            } / Double(q.count)
-            out.append((e.name, s))
+        let keys = try bench.experts.map { unit(try expertKeys(bench, $0, perExpert: perExpert)) }
+        var votes = [Int](repeating: 0, count: keys.count), similarity = [Double](repeating: 0, count: keys.count)
+        for v in q {
+            let best = keys.map { k in Double(k.map { zip($0, v).reduce(0) { $0 + $1.0 * $1.1 } }.max() ?? -1) }
+            votes[best.indices.max { best[$0] < best[$1] }!] += 1
+            for i in best.indices { similarity[i] += best[i] / Double(q.count) }
         }
-        return out.sorted { $0.1 > $1.1 }
+        // Score: the share of votes, plus a tie-breaker below one vote.
+        return bench.experts.indices.map { (bench.experts[$0].name, Double(votes[$0]) / Double(q.count) + similarity[$0] * 1e-3 / Double(q.count + 1)) }
+            .sorted { $0.1 > $1.1 }
     }
 
     static func expertKeys(_ bench: Workbench, _ e: Expert, perExpert: Int) throws -> [[Float]] {

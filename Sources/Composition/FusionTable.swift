@@ -66,7 +66,7 @@ public struct FusionTable: Codable, Sendable {
             for t in seen + heldOut {
                 let ranked = try Composer.retrieve(bench, task: t, queries: bench.retrievalQueries, perExpert: bench.retrievalKeysPerExpert)
                 let pick = ranked[0].expert
-                details[t] = "\(pick) (\(String(format: "%.3f", ranked[0].score)))"
+                details[t] = "\(pick) (\(Int((ranked[0].score * 100).rounded(.down)))% of votes)"
                 if let row = variants.first(where: { $0.name == pick }), let hit = cache[row.name]?[t] { s.append(hit); continue }
                 let w = names.map { $0 == pick ? 1.0 : 0.0 }
                 s.append(try bench.evaluate(bench.composition(w, name: "retrieved·\(t)"), task: t, proto: seen.contains(t) ? .head : .probe))

@@ -61,7 +61,7 @@ public final class Workbench: @unchecked Sendable {
     private var cache: [String: TaskData] = [:]
     /// Retrieval: unlabelled test inputs embedded per task, training inputs per expert.
     public var retrievalQueries = 32
-    public var retrievalKeysPerExpert = 64
+    public var retrievalKeysPerExpert = 100
     /// Base-encoder embeddings of experts' training inputs, for retrieval.
     var retrievalKeys: [String: [[Float]]] = [:]
 

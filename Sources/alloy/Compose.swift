@@ -112,7 +112,7 @@ struct Compose: ParsableCommand {
         case "retrieval":
             let ranked = try Composer.retrieve(bench, task: task)
             recipe = Composer.recipe(base: model, experts: names, weights: names.map { $0 == ranked[0].expert ? 1 : 0 }, comment: """
-                alloy compose --method retrieval --task \(task): nearest-training-input similarity (base encoder, 32 queries)
+                alloy compose --method retrieval --task \(task): votes of 32 unlabelled inputs for the expert owning their nearest training input (base encoder)
                 \(ranked.map { "\($0.expert) \(String(format: "%.4f", $0.score))" }.joined(separator: ", "))
                 """)
         default:
@@ -164,7 +164,7 @@ struct Fusion: ParsableCommand {
             variants.append((name, "merge", try shop.variant(name: name, spec: spec)))
         }
         let settings = ["model": model, "experts": experts, "limit": limit > 0 ? String(limit) : "all", "probe": "\(shots)-shot × \(seeds) seeds, StandardScaler + LogisticRegression(C=1)",
-                        "learned": "CMA-ES, \(budget) evaluations, \(composeShots) shots/label, L1 \(l1)", "retrieval": "top-1, 32 queries, 64 training inputs/expert"]
+                        "learned": "CMA-ES, \(budget) evaluations, \(composeShots) shots/label, L1 \(l1)", "retrieval": "top-1 by votes of 32 queries' nearest training inputs (100 per expert)"]
         let table = try FusionTable.run(bench, seen: list(seen), heldOut: list(heldOut), variants: variants, learned: learned, retrieval: retrieval,
                                         composeShots: composeShots, budget: budget, l1: l1, settings: settings)
         if let out {
