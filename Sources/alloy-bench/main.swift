@@ -109,12 +109,19 @@ func benchRuntime(_ dir: String, _ sentences: String) throws {
         ("single", { b in _ = model.hiddenStates(b, perSequence: b.indices.map { _ in (eight[0], 1) }) }),
         ("mixed8", { b in _ = model.hiddenStates(b, perSequence: b.indices.map { (eight[$0 % 8], 1) }) }),
     ]
-    var best = [String: Double]()
+    var best = [String: Double](), runs = [String: [Double]]()
     for _ in 0..<reps {
         for (name, body) in configs {
             let t = seconds { for b in batches { body(b) } }
             best[name] = min(best[name] ?? .infinity, t)
+            runs[name, default: []].append(t)
         }
+    }
+    // Paired: the ratio of adjacent runs within each rep, median over reps — drifts of the
+    // machine's speed between reps cancel; `base` vs `merged` (identical work) shows the floor.
+    func pairedMedian(_ a: String, _ b: String) -> Double {
+        let r = zip(runs[a]!, runs[b]!).map { $0 / $1 - 1 }.sorted()
+        return r.count % 2 == 1 ? r[r.count / 2] : (r[r.count / 2 - 1] + r[r.count / 2]) / 2
     }
     let (base, tUnmerged, tMerged, tSingle, tMixed) = (best["base"]!, best["unmerged"]!, best["merged"]!, best["single"]!, best["mixed8"]!)
     // Hot swap: replacing the active LoRA of an AdapterSet (the base stays loaded).
@@ -126,6 +133,8 @@ func benchRuntime(_ dir: String, _ sentences: String) throws {
         "base_seq_per_s": Double(texts.count) / base,
         "lora_unmerged_seq_per_s": Double(texts.count) / tUnmerged, "lora_merged_seq_per_s": Double(texts.count) / tMerged,
         "lora_overhead_vs_merged": tUnmerged / tMerged - 1,
+        "lora_overhead_vs_merged_paired_median": pairedMedian("unmerged", "merged"),
+        "merged_vs_base_paired_median": pairedMedian("merged", "base"),
         "single_adapter_seq_per_s": Double(texts.count) / tSingle, "mixed8_seq_per_s": Double(texts.count) / tMixed,
         "mixed8_vs_single": tSingle / tMixed, "hot_swap_ms": tSwap * 1000,
     ]
