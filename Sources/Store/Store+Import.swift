@@ -97,6 +97,8 @@ extension Store {
             pending = PendingEntry(kind: .head, base: base, baseSHA256: base?.entry.contentSHA256, contentSHA256: enc.contentHash,
                                    parameters: f.tensors.reduce(0) { $0 + $1.shape.elementCount }, rawBytes: f.tensors.reduce(0) { $0 + $1.dataRange.count })
             pending.blobs.append(("weights", .encoded(enc)))
+        } else if let b = base, options.kind == .taskVector {
+            pending = try pendingTaskVectorFile(source, base: b)
         } else if let b = base {
             pending = try pendingFineTuned(source, base: b, options: options)
         } else {
@@ -282,6 +284,25 @@ extension Store {
         p.parameters = deltas.reduce(0) { $0 + $1.1.count }
         p.rawBytes = p.parameters * 4
         return p
+    }
+
+    /// A safetensors file that already holds τ (names of the base, shapes checked).
+    func pendingTaskVectorFile(_ source: String, base: StoredItem) throws -> PendingEntry {
+        let f = try SafetensorsFile(path: source)
+        let model = try EncoderModel(directory: try checkout(base))
+        var inputs: [AlloyWriter.Input] = []
+        for n in f.names {
+            let t = try f.tensor(n)
+            guard let w = model.weights[model.architecture.canonical(n)] else {
+                throw StoreError.invalidSource(source: source, reason: "tensor \"\(n)\" is not a weight of the base — is this a task vector of another model?")
+            }
+            guard w.shape == t.shape else { throw StoreError.shapeMismatch(source: source, tensor: n, expected: w.shape.dims, found: t.shape.dims) }
+            inputs.append(.init(name: n, tensor: t, codec: AlloyCodec.automatic(for: t)))
+        }
+        let enc = try AlloyWriter.encode(inputs, metadata: [("kind", .string("task-vector")), ("base_sha256", .string(base.entry.contentSHA256))])
+        return PendingEntry(kind: .taskVector, base: base, baseSHA256: base.entry.contentSHA256, contentSHA256: enc.contentHash,
+                            parameters: f.tensors.reduce(0) { $0 + $1.shape.elementCount }, rawBytes: f.tensors.reduce(0) { $0 + $1.dataRange.count },
+                            blobs: [("weights", .encoded(enc))])
     }
 
     // MARK: commit

@@ -42,6 +42,16 @@ struct Workshop {
 }
 
 extension Workshop {
+    /// The encoder, the experts and a workbench over them, with progress bars on a terminal.
+    static func open(model: String, experts: String, tasksDir: String, storeOptions: StoreOptions) throws -> (Workshop, Workbench) {
+        let encoder = try SentenceEncoder(directory: try storeOptions.resolve(model))
+        let shop = Workshop(storeOptions: storeOptions, encoder: encoder)
+        let bench = Workbench(encoder: encoder, tasksDir: tasksDir, experts: try shop.experts(experts))
+        let progress = StageProgress()
+        bench.progress = { progress.update($0, $1, $2) }
+        return (shop, bench)
+    }
+
     /// A recipe whose models may be store entries (materialised once in the store's cache).
     func recipe(_ path: String) throws -> Recipe {
         try Recipe(path: path) { ref in
@@ -76,6 +86,36 @@ final class StageProgress: @unchecked Sendable {
     }
 }
 
+/// The options `fusion` and `sweep` share: the base, the experts, the tasks and the protocol.
+struct TableOptions: ParsableArguments {
+    @Option(help: "Base model (folder or store entry).") var model: String
+    @Option(help: "Comma-separated LoRA experts (store entries or folders with card.json); their heads score the seen tasks.") var experts: String
+    @Option(help: "Comma-separated seen tasks (scored with their expert's head).") var seen: String
+    @Option(help: "Comma-separated held-out tasks (scored with a k-shot probe).") var heldOut: String
+    @Option(help: "Test examples per task (seeded subsample; 0 = all).") var limit = 0
+    @Option(help: "Probe shots per label.") var shots = 16
+    @Option(help: "Probe seeds.") var seeds = 3
+    @Option(help: "Directory of task folders.") var tasksDir = ".assets/tasks"
+    @OptionGroup var storeOptions: StoreOptions
+
+    var seenTasks: [String] { seen.split(separator: ",").map(String.init) }
+    var heldOutTasks: [String] { heldOut.split(separator: ",").map(String.init) }
+
+    func workbench() throws -> (Workshop, Workbench) {
+        let (shop, bench) = try Workshop.open(model: model, experts: experts, tasksDir: tasksDir, storeOptions: storeOptions)
+        bench.limit = limit > 0 ? limit : nil
+        bench.shots = shots; bench.seeds = seeds
+        return (shop, bench)
+    }
+
+    /// The table's rows as text, aligned.
+    static func render(_ table: FusionTable) -> String {
+        var t = TextTable(table.header, align: [.left] + table.header.dropFirst().map { _ in .right })
+        for c in table.cells { t.add(c) }
+        return t.render()
+    }
+}
+
 extension EvalProtocol: ExpressibleByArgument {}
 
 struct Compose: ParsableCommand {
@@ -95,11 +135,7 @@ struct Compose: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
-        let encoder = try SentenceEncoder(directory: try storeOptions.resolve(model))
-        let shop = Workshop(storeOptions: storeOptions, encoder: encoder)
-        let bench = Workbench(encoder: encoder, tasksDir: tasksDir, experts: try shop.experts(experts))
-        let progress = StageProgress()
-        bench.progress = { progress.update($0, $1, $2) }
+        let (_, bench) = try Workshop.open(model: model, experts: experts, tasksDir: tasksDir, storeOptions: storeOptions)
         let names = bench.experts.map(\.name)
         let recipe: String
         switch method {
@@ -126,32 +162,18 @@ struct Fusion: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The FusionBench-style table: base, each expert, merges and compositions on seen tasks (expert heads) and held-out tasks (k-shot probe); writes Markdown, JSON and an SVG plot.")
 
-    @Option(help: "Base model (folder or store entry).") var model: String
-    @Option(help: "Comma-separated LoRA experts (store entries or folders with card.json).") var experts: String
-    @Option(help: "Comma-separated seen tasks (scored with their expert's head).") var seen: String
-    @Option(help: "Comma-separated held-out tasks (scored with a k-shot probe).") var heldOut: String
+    @OptionGroup var table: TableOptions
     @Option(name: .customLong("row"), help: "NAME=SPEC: a row from a recipe (.yaml), a store entry, or ref@w,ref@w. Repeat.") var rows: [String] = []
-    @Option(help: "Test examples per task (seeded subsample; 0 = all).") var limit = 0
-    @Option(help: "Probe shots per label.") var shots = 16
-    @Option(help: "Probe seeds.") var seeds = 3
     @Option(help: "Shots per label for the learned composition.") var composeShots = 5
     @Option(help: "CMA-ES evaluations per task.") var budget = 30
     @Option(help: "L1 penalty for the learned composition.") var l1 = 0.05
     @Flag(inversion: .prefixedNo, help: "Add the learned-composition row.") var learned = true
     @Flag(inversion: .prefixedNo, help: "Add the retrieval row.") var retrieval = true
-    @Option(help: "Directory of task folders.") var tasksDir = ".assets/tasks"
     @Option(help: "Write results.md, results.json and results.svg here.") var out: String?
     @Flag(help: "Print JSON instead of the table.") var json = false
-    @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
-        let encoder = try SentenceEncoder(directory: try storeOptions.resolve(model))
-        let shop = Workshop(storeOptions: storeOptions, encoder: encoder)
-        let bench = Workbench(encoder: encoder, tasksDir: tasksDir, experts: try shop.experts(experts))
-        bench.limit = limit > 0 ? limit : nil
-        bench.shots = shots; bench.seeds = seeds
-        let progress = StageProgress()
-        bench.progress = { progress.update($0, $1, $2) }
+        let (shop, bench) = try table.workbench()
         var variants: [(String, String, Variant)] = [("base", "base", Variant(name: "base"))]
         for e in bench.experts {
             var set = AdapterSet(); set.loras = [(e.adapter, 1)]
@@ -163,29 +185,26 @@ struct Fusion: ParsableCommand {
             Console.note("preparing \(name) (\(spec))")
             variants.append((name, "merge", try shop.variant(name: name, spec: spec)))
         }
-        let settings = ["model": model, "experts": experts, "limit": limit > 0 ? String(limit) : "all", "probe": "\(shots)-shot × \(seeds) seeds, StandardScaler + LogisticRegression(C=1)",
+        let settings = ["model": table.model, "experts": table.experts, "limit": table.limit > 0 ? String(table.limit) : "all",
+                        "probe": "\(table.shots)-shot × \(table.seeds) seeds, StandardScaler + LogisticRegression(C=1)",
                         "learned": "CMA-ES, \(budget) evaluations, \(composeShots) shots/label, L1 \(l1)", "retrieval": "top-1 by votes of 32 queries' nearest training inputs (100 per expert)"]
-        let table = try FusionTable.run(bench, seen: list(seen), heldOut: list(heldOut), variants: variants, learned: learned, retrieval: retrieval,
-                                        composeShots: composeShots, budget: budget, l1: l1, settings: settings)
+        let result = try FusionTable.run(bench, seen: table.seenTasks, heldOut: table.heldOutTasks, variants: variants, learned: learned, retrieval: retrieval,
+                                         composeShots: composeShots, budget: budget, l1: l1, settings: settings)
         if let out {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try table.markdown().write(toFile: out + "/results.md", atomically: true, encoding: .utf8)
-            try table.json().write(toFile: out + "/results.json", atomically: true, encoding: .utf8)
-            try table.svg().write(toFile: out + "/results.svg", atomically: true, encoding: .utf8)
+            try result.markdown().write(toFile: out + "/results.md", atomically: true, encoding: .utf8)
+            try result.json().write(toFile: out + "/results.json", atomically: true, encoding: .utf8)
+            try result.svg().write(toFile: out + "/results.svg", atomically: true, encoding: .utf8)
         }
-        if json { print(try table.json()); return }
-        var t = TextTable(table.header, align: [.left] + table.header.dropFirst().map { _ in .right })
-        for c in table.cells { t.add(c) }
-        print(t.render())
-        for r in table.rows where !r.details.isEmpty {
+        if json { print(try result.json()); return }
+        print(TableOptions.render(result))
+        for r in result.rows where !r.details.isEmpty {
             print("\n\(r.name):")
-            for task in table.seen + table.heldOut { if let d = r.details[task] { print("  \(task): \(d)") } }
+            for task in result.seen + result.heldOut { if let d = r.details[task] { print("  \(task): \(d)") } }
         }
-        print(String(format: "\n%.0f s; seen tasks: accuracy with the task's expert head; held-out: %d-shot probe, mean±std over %d seeds", table.seconds, shots, seeds))
+        print(String(format: "\n%.0f s; seen tasks: accuracy with the task's expert head; held-out: %d-shot probe, mean±std over %d seeds", result.seconds, table.shots, table.seeds))
         if let out { print("wrote \(out)/results.md, results.json, results.svg") }
     }
-
-    func list(_ s: String) -> [String] { s.split(separator: ",").map(String.init) }
 }
 
 struct Sweep: ParsableCommand {
@@ -195,26 +214,12 @@ struct Sweep: ParsableCommand {
     @Argument(help: "The recipe (.yaml); its models may be store entries.") var recipe: String
     @Option(help: "The parameter to sweep (e.g. lambda, density).") var param: String
     @Option(help: "Comma-separated values.") var values: String
-    @Option(help: "Base model (folder or store entry).") var model: String
-    @Option(help: "Comma-separated LoRA experts whose heads score the seen tasks.") var experts: String
-    @Option(help: "Comma-separated seen tasks.") var seen: String
-    @Option(help: "Comma-separated held-out tasks.") var heldOut: String
-    @Option(help: "Test examples per task (seeded subsample; 0 = all).") var limit = 0
-    @Option(help: "Probe shots per label.") var shots = 16
-    @Option(help: "Probe seeds.") var seeds = 3
-    @Option(help: "Directory of task folders.") var tasksDir = ".assets/tasks"
+    @OptionGroup var table: TableOptions
     @Option(help: "Write <name>.md, .json and .svg here.") var out: String?
     @Option(help: "File name stem for --out (default: sweep-<method>-<param>).") var name: String?
-    @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
-        let encoder = try SentenceEncoder(directory: try storeOptions.resolve(model))
-        let shop = Workshop(storeOptions: storeOptions, encoder: encoder)
-        let bench = Workbench(encoder: encoder, tasksDir: tasksDir, experts: try shop.experts(experts))
-        bench.limit = limit > 0 ? limit : nil
-        bench.shots = shots; bench.seeds = seeds
-        let progress = StageProgress()
-        bench.progress = { progress.update($0, $1, $2) }
+        let (shop, bench) = try table.workbench()
         let r = try shop.recipe(recipe)
         let xs = values.split(separator: ",").compactMap { Double($0) }
         guard !xs.isEmpty else { throw ValidationError("--values wants numbers, e.g. 0.1,0.3,0.5") }
@@ -223,25 +228,21 @@ struct Sweep: ParsableCommand {
             Console.note("merging with \(param) = \(x)")
             variants.append(("\(param) = \(x)", "sweep", try shop.variant(name: "\(param)=\(x)", recipe: try r.overriding(param, with: x))))
         }
-        let table = try FusionTable.run(bench, seen: list(seen), heldOut: list(heldOut), variants: variants, learned: false, retrieval: false,
-                                        composeShots: 0, budget: 0, l1: 0,
-                                        settings: ["recipe": recipe, "method": r.method.name, "param": param, "limit": limit > 0 ? String(limit) : "all",
-                                                   "probe": "\(shots)-shot × \(seeds) seeds"])
-        var t = TextTable(table.header, align: [.left] + table.header.dropFirst().map { _ in .right })
-        for c in table.cells { t.add(c) }
-        print(t.render())
+        let result = try FusionTable.run(bench, seen: table.seenTasks, heldOut: table.heldOutTasks, variants: variants, learned: false, retrieval: false,
+                                         composeShots: 0, budget: 0, l1: 0,
+                                         settings: ["recipe": recipe, "method": r.method.name, "param": param,
+                                                    "limit": table.limit > 0 ? String(table.limit) : "all", "probe": "\(table.shots)-shot × \(table.seeds) seeds"])
+        print(TableOptions.render(result))
         if let out {
             let stem = "\(out)/\(name ?? "sweep-\(r.method.name)-\(param)")"
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try table.markdown().write(toFile: stem + ".md", atomically: true, encoding: .utf8)
-            try table.json().write(toFile: stem + ".json", atomically: true, encoding: .utf8)
-            let seenLine = zip(xs, table.rows).compactMap { x, row in row.seenAverage.map { (x, $0) } }
-            let heldLine = zip(xs, table.rows).compactMap { x, row in row.heldOutAverage.map { (x, $0) } }
+            try result.markdown().write(toFile: stem + ".md", atomically: true, encoding: .utf8)
+            try result.json().write(toFile: stem + ".json", atomically: true, encoding: .utf8)
+            let seenLine = zip(xs, result.rows).compactMap { x, row in row.seenAverage.map { (x, $0) } }
+            let heldLine = zip(xs, result.rows).compactMap { x, row in row.heldOutAverage.map { (x, $0) } }
             try Chart.lines(title: "\(r.method.name): accuracy vs \(param)", xLabel: param,
                             [("seen avg (heads)", seenLine), ("held-out avg (probe)", heldLine)]).write(toFile: stem + ".svg", atomically: true, encoding: .utf8)
             print("wrote \(stem).md, .json, .svg")
         }
     }
-
-    func list(_ s: String) -> [String] { s.split(separator: ",").map(String.init) }
 }

@@ -77,6 +77,29 @@ final class StoreRoundTripTests: XCTestCase {
         XCTAssertLessThan(err, 1e-5)
     }
 
+    /// `--kind task-vector`: a safetensors file of τ is stored as it is and applies as one.
+    func testTaskVectorFileImport() throws {
+        let s = try temporaryStore()
+        _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
+        let base = try SafetensorsFile(path: Fixture.tiny("model.safetensors"))
+        let w = try base.tensor("encoder.layer.0.output.dense.weight")
+        let tau = try Tensor((0..<w.elementCount).map { Float($0 % 7) * 1e-3 }, shape: w.shape)
+        let path = s.root + "/tau.safetensors"
+        try SafetensorsWriter.write([("encoder.layer.0.output.dense.weight", tau)], to: path)
+        var o = ImportOptions(name: "tau"); o.base = "tiny"; o.kind = .taskVector
+        let item = try s.importSource(path, options: o).item
+        XCTAssertEqual(item.entry.kind, .taskVector)
+        let d = try s.denseDelta(item)
+        XCTAssertEqual(d.map(\.name), ["encoder.layer.0.output.dense.weight"])
+        XCTAssertEqual(d[0].values, try tau.floats())
+        let bad = s.root + "/bad.safetensors"
+        try SafetensorsWriter.write([("encoder.layer.0.output.dense.weight", try Tensor([1, 2], shape: Shape([2])))], to: bad)
+        o.name = "bad"
+        XCTAssertThrowsError(try s.importSource(bad, options: o)) { e in
+            XCTAssertEqual(e as? StoreError, .shapeMismatch(source: bad, tensor: "encoder.layer.0.output.dense.weight", expected: w.shape.dims, found: [2]))
+        }
+    }
+
     func testSameContentIsStoredOnce() throws {
         let s = try temporaryStore()
         _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
