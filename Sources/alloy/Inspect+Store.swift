@@ -5,6 +5,9 @@ extension Inspect {
     /// A store entry: kind, base, sizes, rank/density and the delta's norm per layer; with
     /// `--compare`, cosine and sign conflicts per layer.
     func inspectEntry() throws {
+        guard FileManager.default.fileExists(atPath: (storeOptions.root as NSString).appendingPathComponent("catalog.sqlite")) else {
+            throw ValidationError("\(path): no such file or directory (and no store at \(storeOptions.root) to look it up in)")
+        }
         let store = try storeOptions.open()
         let item = try store.resolve(path)
         if let other = compare {
