@@ -187,7 +187,7 @@ struct Fusion: ParsableCommand {
         }
         let settings = ["model": table.model, "experts": table.experts, "limit": table.limit > 0 ? String(table.limit) : "all",
                         "probe": "\(table.shots)-shot × \(table.seeds) seeds, StandardScaler + LogisticRegression(C=1)",
-                        "learned": "CMA-ES, \(budget) evaluations, \(composeShots) shots/label, L1 \(l1)", "retrieval": "top-1 by votes of 32 queries' nearest training inputs (100 per expert)"]
+                        "learned": "CMA-ES, budget \(budget) evaluations (whole generations only), \(composeShots) shots/label, L1 \(l1)·mean|w|", "retrieval": "top-1 by votes of 32 queries' nearest training inputs (100 per expert)"]
         let result = try FusionTable.run(bench, seen: table.seenTasks, heldOut: table.heldOutTasks, variants: variants, learned: learned, retrieval: retrieval,
                                          composeShots: composeShots, budget: budget, l1: l1, settings: settings)
         if let out {
