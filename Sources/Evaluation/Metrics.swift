@@ -15,7 +15,7 @@ public struct Metrics: Sendable, Codable {
         accuracy = correct.reduce(0, +) / Double(n)
         let labels = Set(gold)
         var f1s: [Double] = []
-        for l in labels {
+        for l in labels.sorted() {  // a fixed order: the sum is bit-reproducible
             let tp = Double(zip(predicted, gold).filter { $0 == l && $1 == l }.count)
             let fp = Double(zip(predicted, gold).filter { $0 == l && $1 != l }.count)
             let fn = Double(zip(predicted, gold).filter { $0 != l && $1 == l }.count)

@@ -106,3 +106,18 @@ final class TensorTests: XCTestCase {
         return (Int(s.split(separator: " ")[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
+
+final class ActivationTests: XCTestCase {
+    /// The SIMD erf against libm's erf over [−6, 6] (step 1/1024): |error| ≤ 5·10⁻⁷.
+    func testErfMatchesLibm() {
+        var worst: Float = 0
+        var x: Float = -6
+        while x <= 6 {
+            let v = SIMD8<Float>((0..<8).map { x + Float($0) / 8192 })
+            let e = Kernels.erf(v)
+            for i in 0..<8 { worst = max(worst, abs(e[i] - Float(Foundation.erf(Double(v[i]))))) }
+            x += 1.0 / 1024
+        }
+        XCTAssertLessThan(worst, 5e-7)
+    }
+}
