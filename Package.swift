@@ -19,7 +19,8 @@ let package = Package(
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "Tensors", dependencies: ["COpenBLAS"]),
+        .target(name: "CKernels"),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "Formats", dependencies: [
             "Tensors", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),

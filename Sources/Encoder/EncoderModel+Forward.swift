@@ -56,8 +56,7 @@ extension EncoderModel {
             linear(.attentionOutput, layer: l, ctx, rows: T, into: &tmp, adapters, groups)
             addAndNorm(&tmp, residual: x, norm: layerNorm(architecture.attentionNorm, l), adapters)
             swap(&x, &tmp)
-            linear(.intermediate, layer: l, x, rows: T, into: &inter, adapters, groups)
-            inter.withUnsafeMutableBufferPointer { Kernels.gelu($0.baseAddress!, count: T * F) }
+            linear(.intermediate, layer: l, x, rows: T, into: &inter, adapters, groups, gelu: true)
             linear(.output, layer: l, inter, rows: T, into: &tmp, adapters, groups)
             addAndNorm(&tmp, residual: x, norm: layerNorm(architecture.outputNorm, l), adapters)
             swap(&x, &tmp)
@@ -108,44 +107,52 @@ extension EncoderModel {
         }
     }
 
-    /// y = x Wᵀ + b, plus every active LoRA update (all rows, then per-group rows).
+    /// y = x Wᵀ + b plus every active LoRA update (all rows, then per-group rows), then GELU
+    /// when asked. The rows are split over the cores; each core finishes its rows (bias, LoRA,
+    /// activation) while they are in its cache.
     func linear(_ which: Architecture.Linear, layer l: Int, _ x: [Float], rows T: Int, into y: inout [Float],
-                _ adapters: AdapterSet, _ groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)]) {
+                _ adapters: AdapterSet, _ groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)], gelu: Bool = false) {
         let path = architecture.path(which, layer: l)
         let w = adapters.patched[path + ".weight"] ?? weights[path + ".weight"]!
         let (N, K) = (w.shape.dims[0], w.shape.dims[1])
         let bias = tensor(path + ".bias", adapters)
+        let wp = w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
+        let loras = adapters.loras.compactMap { l in l.adapter.layers[path].map { ($0, l.scale) } }
+        let grouped = groups.compactMap { g in g.lora.layers[path].map { (g.rows, $0, g.scale) } }
         y.withUnsafeMutableBufferPointer { yb in
             x.withUnsafeBufferPointer { xb in
-                let yp = yb.baseAddress!, xp = xb.baseAddress!
-                for r in 0..<T { (yp + r * N).update(from: bias, count: N) }
-                GEMM.parallel(transB: true, m: T, n: N, k: K, a: xp, lda: K,
-                           b: w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: K, beta: 1, c: yp, ldc: N)
-                for (lora, scale) in adapters.loras {
-                    if let lw = lora.layers[path] { applyLoRA(lw, scale: scale, x: xp, rows: 0..<T, k: K, y: yp, n: N) }
-                }
-                for g in groups {
-                    if let lw = g.lora.layers[path] { applyLoRA(lw, scale: g.scale, x: xp, rows: g.rows, k: K, y: yp, n: N) }
+                let box = UnsafeSendableBox((yb.baseAddress!, xb.baseAddress!))
+                Parallel.forChunks(count: T, minChunk: 64) { rows in
+                    let (yp, xp) = box.value
+                    for r in rows { (yp + r * N).update(from: bias, count: N) }
+                    GEMM.sgemm(transB: true, m: rows.count, n: N, k: K, a: xp + rows.lowerBound * K, lda: K,
+                               b: wp, ldb: K, beta: 1, c: yp + rows.lowerBound * N, ldc: N)
+                    for (lw, scale) in loras { applyLoRA(lw, scale: scale, x: xp, rows: rows, k: K, y: yp, n: N) }
+                    for (g, lw, scale) in grouped {
+                        let part = g.clamped(to: rows)
+                        if !part.isEmpty { applyLoRA(lw, scale: scale, x: xp, rows: part, k: K, y: yp, n: N) }
+                    }
+                    if gelu { Kernels.gelu(yp + rows.lowerBound * N, count: rows.count * N) }
                 }
             }
         }
     }
 
-    /// y[rows] += scale · (x[rows] Aᵀ) Bᵀ
+    /// y[rows] += scale · (x[rows] Aᵀ) Bᵀ, on the calling thread.
     func applyLoRA(_ lw: LoRAWeights, scale: Float, x: UnsafePointer<Float>, rows: Range<Int>, k K: Int, y: UnsafeMutablePointer<Float>, n N: Int) {
         let r = lw.rank, M = rows.count
         guard M > 0 else { return }
-        var t = [Float](repeating: 0, count: M * r)
-        t.withUnsafeMutableBufferPointer { tb in
-            GEMM.parallel(transB: true, m: M, n: r, k: K, a: x + rows.lowerBound * K, lda: K,
-                       b: lw.a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: K, c: tb.baseAddress!, ldc: r)
-            GEMM.parallel(transB: true, m: M, n: N, k: r, alpha: lw.scale * scale, a: tb.baseAddress!, lda: r,
-                       b: lw.b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: r, beta: 1,
-                       c: y + rows.lowerBound * N, ldc: N)
-        }
+        let t = UnsafeMutablePointer<Float>.allocate(capacity: M * r)
+        defer { t.deallocate() }
+        GEMM.sgemm(transB: true, m: M, n: r, k: K, a: x + rows.lowerBound * K, lda: K,
+                   b: lw.a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: K, c: t, ldc: r)
+        GEMM.sgemm(transB: true, m: M, n: N, k: r, alpha: lw.scale * scale, a: t, lda: r,
+                   b: lw.b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: r, beta: 1,
+                   c: y + rows.lowerBound * N, ldc: N)
     }
 
-    /// Scaled dot-product attention per (sequence, head), on both cores.
+    /// Scaled dot-product attention per (sequence, head), one head per task on both cores
+    /// (`Kernels.attentionHead`: no GEMM calls, no padding).
     func attention(_ q: [Float], _ k: [Float], _ v: [Float], offsets: [Int], into ctx: inout [Float]) {
         let H = hidden, nh = heads, d = H / nh
         let scale = 1 / Float(d).squareRoot()
@@ -158,13 +165,9 @@ extension EncoderModel {
                     let off = offsets[s], L = offsets[s + 1] - off
                     guard L > 0 else { return }
                     let (qp, kp, vp, cp) = p.value
-                    let scores = UnsafeMutablePointer<Float>.allocate(capacity: L * L)
-                    defer { scores.deallocate() }
-                    GEMM.sgemm(transB: true, m: L, n: L, k: d, alpha: scale, a: qp + off * H + h * d, lda: H,
-                               b: kp + off * H + h * d, ldb: H, c: scores, ldc: L)
-                    for r in 0..<L { Kernels.softmaxRow(scores + r * L, count: L) }
-                    GEMM.sgemm(m: L, n: d, k: L, a: scores, lda: L, b: vp + off * H + h * d, ldb: H,
-                               c: cp + off * H + h * d, ldc: H)
+                    let at = off * H + h * d
+                    Kernels.attentionHead(q: qp + at, k: kp + at, v: vp + at, context: cp + at, length: L, headDim: d,
+                                          stride: H, scale: scale)
                 }
             }
         } } }

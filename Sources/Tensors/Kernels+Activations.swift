@@ -1,3 +1,5 @@
+import CKernels
+
 /// Activation and normalisation kernels for the encoder, vectorised over `SIMD8<Float>`.
 ///
 /// Written for baseline x86-64 (SSE2): no rounding instructions, so `exp` rounds with the
@@ -51,23 +53,39 @@ extension Kernels {
         return p / q
     }
 
-    /// In place GELU, the exact (erf) form used by BERT: x · ½(1 + erf(x/√2)).
+    /// In place GELU, the exact (erf) form used by BERT: x · ½(1 + erf(x/√2)), on the calling
+    /// thread (the encoder applies it per core, on rows its GEMM just wrote).
     public static func gelu(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        Parallel.forChunks(count: n, minChunk: 1 << 14) { r in
-            var i = r.lowerBound
-            while i + 8 <= r.upperBound {
-                let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(x + i).storeBytes(of: v * 0.5 * (1 + erf(v * 0.70710678118654752)), as: SIMD8<Float>.self)
-                i += 8
-            }
-            while i < r.upperBound {
-                var lanes = SIMD8<Float>(repeating: 0)
-                lanes[0] = x[i]
-                x[i] = (lanes * 0.5 * (1 + erf(lanes * 0.70710678118654752)))[0]
-                i += 1
-            }
+        var i = 0
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: v * 0.5 * (1 + erf(v * 0.70710678118654752)), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n {
+            var lanes = SIMD8<Float>(repeating: 0)
+            lanes[0] = x[i]
+            x[i] = (lanes * 0.5 * (1 + erf(lanes * 0.70710678118654752)))[0]
+            i += 1
         }
     }
+
+    /// Scaled dot-product attention of one (sequence, head) on the calling thread:
+    /// ctxᵢ = Σⱼ softmaxⱼ(scale · qᵢ·kⱼ) vⱼ (Vaswani et al. 2017, https://arxiv.org/abs/1706.03762).
+    /// Pointers address the head's first column of the sequence's first row; rows are `stride`
+    /// floats apart. AVX2+FMA where the CPU has them (CKernels), portable code otherwise.
+    public static func attentionHead(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                     context: UnsafeMutablePointer<Float>, length: Int, headDim: Int, stride: Int, scale: Float,
+                                     portable: Bool = false) {
+        guard length > 0 else { return }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: alloy_attention_scratch(Int32(length), Int32(headDim)))
+        defer { scratch.deallocate() }
+        (portable ? alloy_attention_head_portable : alloy_attention_head)(
+            q, k, v, context, Int32(length), Int32(headDim), Int32(stride), scale, scratch)
+    }
+
+    /// Whether `attentionHead` runs its AVX2+FMA path on this CPU.
+    public static var attentionUsesAVX2: Bool { alloy_kernels_have_avx2() != 0 }
 
     /// In place LayerNorm of `rows` rows of width `w`: (x − μ)/√(σ² + ε) · γ + β.
     public static func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, width w: Int,

@@ -52,20 +52,22 @@ public enum AlloyWriter {
         var contentHash = ""
         encoded.withUnsafeMutableBufferPointer { out in
             crcs.withUnsafeMutableBufferPointer { crcOut in
-                let o = UnsafeSendableBox(out), c = UnsafeSendableBox(crcOut)
-                let hashOut = UnsafeSendableBox(UnsafeMutablePointer(&contentHash))
-                Parallel.forEach(count: jobs.count + 1) { j in
-                    if j == 0 {
-                        if !hasLossy { hashOut.value.pointee = losslessHash(sorted) }
-                        return
+                withUnsafeMutablePointer(to: &contentHash) { hashPointer in
+                    let o = UnsafeSendableBox(out), c = UnsafeSendableBox(crcOut)
+                    let hashOut = UnsafeSendableBox(hashPointer)
+                    Parallel.forEach(count: jobs.count + 1) { j in
+                        if j == 0 {
+                            if !hasLossy { hashOut.value.pointee = losslessHash(sorted) }
+                            return
+                        }
+                        let job = jobs[j - 1]
+                        let t = sorted[job.tensor].tensor
+                        let w = t.dtype.byteSize
+                        let bytes = ChunkCodec.encode(sorted[job.tensor].codec, dtype: t.dtype, shape: t.shape,
+                                                      src: t.rawBytes.baseAddress! + job.range.lowerBound * w, count: job.range.count)
+                        c.value[j - 1] = bytes.withUnsafeBytes { Deflate.crc32($0) }
+                        o.value[j - 1] = bytes
                     }
-                    let job = jobs[j - 1]
-                    let t = sorted[job.tensor].tensor
-                    let w = t.dtype.byteSize
-                    let bytes = ChunkCodec.encode(sorted[job.tensor].codec, dtype: t.dtype, shape: t.shape,
-                                                  src: t.rawBytes.baseAddress! + job.range.lowerBound * w, count: job.range.count)
-                    c.value[j - 1] = bytes.withUnsafeBytes { Deflate.crc32($0) }
-                    o.value[j - 1] = bytes
                 }
             }
         }
