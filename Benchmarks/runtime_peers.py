@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""Encoder peers for the runtime benchmark: ONNX Runtime and PyTorch eager, 2 threads,
-batch 32, on the same sentences as `alloy embed` (mean pooling + L2 normalisation, truncation
-at 256, batches of similar length padded to the longest, as sentence-transformers does).
+"""The runtime benchmark: `alloy embed` (whole process) against ONNX Runtime and PyTorch eager,
+2 threads, batch 32, on the same sentences (mean pooling + L2 normalisation, truncation at 256,
+batches of similar length padded to the longest, as sentence-transformers does).
 
-Times only the inference loop (tokenisation included, model loading and Python start-up
-excluded) — a handicap for Alloy, whose figure is the whole `alloy embed` process.
-Prints one JSON object per peer.
+The peers' times are only their inference loop (tokenisation included, model loading and
+Python start-up excluded) — a handicap for Alloy, whose figure is the whole process.
+The three run interleaved, rep by rep (PyTorch, ONNX Runtime, Alloy), so the VM's drifts in
+speed hit all alike; each reports its best and median rep, and Alloy the median over reps of
+its time ratio to each peer in the same rep. Prints one JSON object per tool, Alloy first.
+
+Usage: runtime_peers.py MODEL_DIR SENTENCES REPS ALLOY_COMMAND...
 """
-import json, os, sys, time
+import json, os, statistics, subprocess, sys, time
 import numpy as np
 import torch
 from transformers import AutoTokenizer, BertModel
 
-base, sentences = sys.argv[1], sys.argv[2]
-reps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+base, sentences, reps, alloy_cmd = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 texts = [l for l in open(sentences).read().split("\n") if l]
 tok = AutoTokenizer.from_pretrained(base)
 order = sorted(range(len(texts)), key=lambda i: len(tok(texts[i], truncation=True, max_length=256)["input_ids"]))
@@ -48,17 +51,6 @@ def run_torch():
     return out
 
 
-def best(fn):
-    fn()  # warm-up
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
-    return min(ts)
-
-
-t = best(run_torch)
-print(json.dumps({"tool": f"PyTorch {torch.__version__} eager", "seq_per_s": len(texts) / t, "seconds": t}), flush=True)
-
 import onnxruntime as ort
 path = os.path.join(os.path.dirname(os.path.abspath(sentences)), "minilm.onnx")
 if not os.path.exists(path):
@@ -81,5 +73,22 @@ def run_ort():
     return out
 
 
-t = best(run_ort)
-print(json.dumps({"tool": f"ONNX Runtime {ort.__version__}", "seq_per_s": len(texts) / t, "seconds": t}), flush=True)
+def run_alloy():
+    subprocess.run(alloy_cmd, stdout=subprocess.DEVNULL, check=True, env=dict(os.environ, ALLOY_THREADS="2"))
+
+
+tools = [("alloy embed (whole process)", run_alloy), (f"PyTorch {torch.__version__} eager", run_torch),
+         (f"ONNX Runtime {ort.__version__}", run_ort)]
+for _, fn in tools:
+    fn()  # warm-up
+times = {name: [] for name, _ in tools}
+for rep in range(reps):
+    for name, fn in tools[1:] + tools[:1]:
+        t = time.perf_counter(); fn(); times[name].append(time.perf_counter() - t)
+    print(f"rep {rep + 1}/{reps}: " + ", ".join(f"{n.split()[0]} {ts[-1]:.2f}s" for n, ts in times.items()), file=sys.stderr, flush=True)
+alloy = times[tools[0][0]]
+for name, ts in times.items():
+    row = {"tool": name, "seq_per_s": len(texts) / min(ts), "seconds": min(ts), "median_seconds": statistics.median(ts), "reps": reps}
+    if name == tools[0][0]:
+        row["paired_speedup_median"] = {n: statistics.median([p / a for a, p in zip(alloy, t)]) for n, t in times.items() if n != name}
+    print(json.dumps(row), flush=True)

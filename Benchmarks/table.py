@@ -14,6 +14,8 @@ if kind == "container":
         rel = f"{r['ratio'] / a['ratio']:.3f}  {r['compress_MBps'] / a['compress_MBps']:.2f}  {r['decompress_MBps'] / a['decompress_MBps']:.2f}"
         print(f"{r['tool'][:46]:46} {r['ratio']:7.4f} {r['compress_MBps']:10.0f} {r['decompress_MBps']:12.0f} {str(r.get('roundtrip_exact', True)):>6}   {rel}")
 else:
-    print(f"{'tool':40} {'seq/s':>8} {'seconds':>8}   Alloy / tool")
+    print(f"{'tool':40} {'seq/s':>8} {'best s':>8} {'median s':>9}   Alloy / tool (best)  paired median")
+    paired = a.get("paired_speedup_median", {})
     for r in rows:
-        print(f"{r['tool']:40} {r['seq_per_s']:8.1f} {r['seconds']:8.2f}   {a['seq_per_s'] / r['seq_per_s']:.2f}")
+        p = f"{paired[r['tool']]:.2f}" if r["tool"] in paired else "—"
+        print(f"{r['tool']:40} {r['seq_per_s']:8.1f} {r['seconds']:8.2f} {r.get('median_seconds', r['seconds']):9.2f}   {a['seq_per_s'] / r['seq_per_s']:19.2f}  {p:>13}")

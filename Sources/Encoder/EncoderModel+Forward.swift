@@ -53,12 +53,16 @@ extension EncoderModel {
             linear(.key, layer: l, x, rows: T, into: &k, adapters, groups)
             linear(.value, layer: l, x, rows: T, into: &v, adapters, groups)
             attention(q, k, v, offsets: offsets, into: &ctx)
-            linear(.attentionOutput, layer: l, ctx, rows: T, into: &tmp, adapters, groups)
-            addAndNorm(&tmp, residual: x, norm: layerNorm(architecture.attentionNorm, l), adapters)
+            x.withUnsafeBufferPointer { residual in
+                linear(.attentionOutput, layer: l, ctx, rows: T, into: &tmp, adapters, groups,
+                       then: .residualNorm(residual.baseAddress!, norm: layerPaths[l].attentionNorm))
+            }
             swap(&x, &tmp)
-            linear(.intermediate, layer: l, x, rows: T, into: &inter, adapters, groups, gelu: true)
-            linear(.output, layer: l, inter, rows: T, into: &tmp, adapters, groups)
-            addAndNorm(&tmp, residual: x, norm: layerNorm(architecture.outputNorm, l), adapters)
+            linear(.intermediate, layer: l, x, rows: T, into: &inter, adapters, groups, then: .gelu)
+            x.withUnsafeBufferPointer { residual in
+                linear(.output, layer: l, inter, rows: T, into: &tmp, adapters, groups,
+                       then: .residualNorm(residual.baseAddress!, norm: layerPaths[l].outputNorm))
+            }
             swap(&x, &tmp)
         }
         // Restore the caller's order.
@@ -81,10 +85,6 @@ extension EncoderModel {
         (adapters.patched[name] ?? weights[name]!).rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
     }
 
-    func layerNorm(_ rel: String, _ l: Int) -> String {
-        architecture.layerPrefix.replacingOccurrences(of: "{i}", with: String(l)) + rel
-    }
-
     func embed(_ seqs: [[Int32]], offsets: [Int], into x: inout [Float], adapters: AdapterSet) {
         let H = hidden, a = architecture
         let word = tensor(a.wordEmbeddings + ".weight", adapters)
@@ -102,41 +102,70 @@ extension EncoderModel {
                     if let type { for c in 0..<H { row[c] += type[c] } }
                 }
             }
-            Kernels.layerNorm(xp, rows: offsets.last!, width: H, gamma: tensor(a.embeddingNorm + ".weight", adapters),
-                              beta: tensor(a.embeddingNorm + ".bias", adapters), eps: eps)
+            let gamma = tensor(a.embeddingNorm + ".weight", adapters), beta = tensor(a.embeddingNorm + ".bias", adapters)
+            let box = UnsafeSendableBox((xp, gamma, beta))
+            Parallel.forChunks(count: offsets.last!, minChunk: 64) { r in
+                let (xp, gamma, beta) = box.value
+                Kernels.layerNorm(xp + r.lowerBound * H, rows: r.count, width: H, gamma: gamma, beta: beta, eps: eps)
+            }
         }
     }
 
-    /// y = x Wᵀ + b plus every active LoRA update (all rows, then per-group rows), then GELU
-    /// when asked. The rows are split over the cores; each core finishes its rows (bias, LoRA,
-    /// activation) while they are in its cache.
+    /// What a linear layer does to its rows after x Wᵀ + b and the LoRA updates.
+    enum Epilogue {
+        case none
+        case gelu
+        /// y = LayerNorm(y + residual) with the named norm's γ, β (BERT's Add & Norm).
+        case residualNorm(UnsafePointer<Float>, norm: String)
+    }
+
+    /// y = x Wᵀ + b plus every active LoRA update (all rows, then per-group rows), then the
+    /// epilogue. W is packed once (base weights on first use, a patched weight per call); blocks
+    /// of `linearBlock` rows go to the cores as they free up, and each core finishes its rows
+    /// (LoRA, epilogue) while they are in its cache.
     func linear(_ which: Architecture.Linear, layer l: Int, _ x: [Float], rows T: Int, into y: inout [Float],
-                _ adapters: AdapterSet, _ groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)], gelu: Bool = false) {
-        let path = architecture.path(which, layer: l)
-        let w = adapters.patched[path + ".weight"] ?? weights[path + ".weight"]!
-        let (N, K) = (w.shape.dims[0], w.shape.dims[1])
+                _ adapters: AdapterSet, _ groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)], then epilogue: Epilogue = .none) {
+        let path = layerPaths[l].linear[which.rawValue]
+        let weight: PackedWeights
+        if let w = adapters.patched[path + ".weight"] {
+            weight = PackedWeights(w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: w.shape.dims[0], k: w.shape.dims[1])
+        } else {
+            weight = packedBase(path + ".weight")
+        }
+        let (N, K) = (weight.n, weight.k)
         let bias = tensor(path + ".bias", adapters)
-        let wp = w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
         let loras = adapters.loras.compactMap { l in l.adapter.layers[path].map { ($0, l.scale) } }
         let grouped = groups.compactMap { g in g.lora.layers[path].map { (g.rows, $0, g.scale) } }
+        var norm: (residual: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>)?
+        if case .residualNorm(let r, let name) = epilogue { norm = (r, tensor(name + ".weight", adapters), tensor(name + ".bias", adapters)) }
+        let gelu = if case .gelu = epilogue { true } else { false }
+        let block = Self.linearBlock, eps = eps
         y.withUnsafeMutableBufferPointer { yb in
             x.withUnsafeBufferPointer { xb in
-                let box = UnsafeSendableBox((yb.baseAddress!, xb.baseAddress!))
-                Parallel.forChunks(count: T, minChunk: 64) { rows in
-                    let (yp, xp) = box.value
-                    for r in rows { (yp + r * N).update(from: bias, count: N) }
-                    GEMM.sgemm(transB: true, m: rows.count, n: N, k: K, a: xp + rows.lowerBound * K, lda: K,
-                               b: wp, ldb: K, beta: 1, c: yp + rows.lowerBound * N, ldc: N)
+                let box = UnsafeSendableBox((yb.baseAddress!, xb.baseAddress!, norm))
+                Parallel.forEach(count: (T + block - 1) / block) { b in
+                    let (yp, xp, norm) = box.value
+                    let rows = (b * block)..<min(T, (b + 1) * block)
+                    let yr = yp + rows.lowerBound * N
+                    weight.linear(x: xp + rows.lowerBound * K, ldx: K, bias: bias, y: yr, ldy: N, m: rows.count)
                     for (lw, scale) in loras { applyLoRA(lw, scale: scale, x: xp, rows: rows, k: K, y: yp, n: N) }
                     for (g, lw, scale) in grouped {
                         let part = g.clamped(to: rows)
                         if !part.isEmpty { applyLoRA(lw, scale: scale, x: xp, rows: part, k: K, y: yp, n: N) }
                     }
-                    if gelu { Kernels.gelu(yp + rows.lowerBound * N, count: rows.count * N) }
+                    if gelu { Kernels.gelu(yr, count: rows.count * N) }
+                    if let (residual, gamma, beta) = norm {
+                        Kernels.layerNorm(yr, rows: rows.count, width: N, residual: residual + rows.lowerBound * N,
+                                          gamma: gamma, beta: beta, eps: eps)
+                    }
                 }
             }
         }
     }
+
+    /// Rows per task of a linear layer: a multiple of the kernel's 6-row block and its 96-row
+    /// cache block; ~20 tasks for a batch of 32 sentences, so the cores stay evenly busy.
+    static let linearBlock = 96
 
     /// y[rows] += scale · (x[rows] Aᵀ) Bᵀ, on the calling thread.
     func applyLoRA(_ lw: LoRAWeights, scale: Float, x: UnsafePointer<Float>, rows: Range<Int>, k K: Int, y: UnsafeMutablePointer<Float>, n N: Int) {
@@ -151,38 +180,25 @@ extension EncoderModel {
                    c: y + rows.lowerBound * N, ldc: N)
     }
 
-    /// Scaled dot-product attention per (sequence, head), one head per task on both cores
+    /// Scaled dot-product attention, one sequence (all its heads) per task on both cores
     /// (`Kernels.attentionHead`: no GEMM calls, no padding).
     func attention(_ q: [Float], _ k: [Float], _ v: [Float], offsets: [Int], into ctx: inout [Float]) {
         let H = hidden, nh = heads, d = H / nh
         let scale = 1 / Float(d).squareRoot()
-        let seqs = offsets.count - 1
         q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
             ctx.withUnsafeMutableBufferPointer { cb in
                 let p = UnsafeSendableBox((qb.baseAddress!, kb.baseAddress!, vb.baseAddress!, cb.baseAddress!))
-                Parallel.forEach(count: seqs * nh) { job in
-                    let s = job / nh, h = job % nh
+                Parallel.forEach(count: offsets.count - 1) { s in
                     let off = offsets[s], L = offsets[s + 1] - off
-                    guard L > 0 else { return }
                     let (qp, kp, vp, cp) = p.value
-                    let at = off * H + h * d
-                    Kernels.attentionHead(q: qp + at, k: kp + at, v: vp + at, context: cp + at, length: L, headDim: d,
-                                          stride: H, scale: scale)
+                    for h in 0..<nh {
+                        let at = off * H + h * d
+                        Kernels.attentionHead(q: qp + at, k: kp + at, v: vp + at, context: cp + at, length: L, headDim: d,
+                                              stride: H, scale: scale)
+                    }
                 }
             }
         } } }
-    }
-
-    /// x = LayerNorm(x + residual)
-    func addAndNorm(_ x: inout [Float], residual: [Float], norm: String, _ adapters: AdapterSet) {
-        let n = x.count
-        x.withUnsafeMutableBufferPointer { xb in
-            residual.withUnsafeBufferPointer { rb in
-                Kernels.axpy(1, rb.baseAddress!, xb.baseAddress!, count: n)
-                Kernels.layerNorm(xb.baseAddress!, rows: n / hidden, width: hidden,
-                                  gamma: tensor(norm + ".weight", adapters), beta: tensor(norm + ".bias", adapters), eps: eps)
-            }
-        }
     }
 
     /// Mean of each sequence's hidden states (sentence-transformers' mean pooling), optionally

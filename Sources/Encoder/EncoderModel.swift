@@ -11,7 +11,13 @@ public final class EncoderModel: @unchecked Sendable {
     /// Canonical tensor name → F32 tensor (mapped for F32 checkpoints, converted otherwise).
     public let weights: [String: Tensor]
     public let eps: Float
+    /// Tensor-name prefixes per layer: linear paths by `Architecture.Linear.rawValue`, then
+    /// the attention and output LayerNorms (built once; the forward pass looks them up).
+    let layerPaths: [(linear: [String], attentionNorm: String, outputNorm: String)]
     private let source: WeightSource
+    /// Base linear weights packed for the forward pass, on first use.
+    private var packed: [String: PackedWeights] = [:]
+    private let packLock = NSLock()
     private var cachedHash: String?
     private let hashLock = NSLock()
 
@@ -34,6 +40,21 @@ public final class EncoderModel: @unchecked Sendable {
         eps = Float(config.layerNormEps ?? 1e-12)
         source = try WeightSource(path: directory)
         weights = try Self.bind(source, config: config, arch: arch, name: directory)
+        layerPaths = (0..<config.numHiddenLayers).map { l in
+            let prefix = arch.layerPrefix.replacingOccurrences(of: "{i}", with: String(l))
+            return (Architecture.Linear.allCases.map { arch.path($0, layer: l) }, prefix + arch.attentionNorm, prefix + arch.outputNorm)
+        }
+    }
+
+    /// The base weight `name` (a linear layer's n×k) packed for `PackedWeights.linear`; packed
+    /// once, on first use, and kept.
+    func packedBase(_ name: String) -> PackedWeights {
+        packLock.lock(); defer { packLock.unlock() }
+        if let p = packed[name] { return p }
+        let w = weights[name]!
+        let p = PackedWeights(w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: w.shape.dims[0], k: w.shape.dims[1])
+        packed[name] = p
+        return p
     }
 
     /// The content hash of the base's checkpoint (docs/FORMAT.md), computed once on demand:

@@ -28,7 +28,14 @@ public final class SentenceEncoder: @unchecked Sendable {
 
     public func tokenize(_ texts: [String], maxLength: Int? = nil) -> [[Int32]] {
         let limit = min(maxLength ?? self.maxLength, model.config.maxPositionEmbeddings)
-        return texts.map { tokenizer.encode($0, maxLength: limit) }
+        var ids = [[Int32]](repeating: [], count: texts.count)
+        ids.withUnsafeMutableBufferPointer { out in
+            let box = UnsafeSendableBox(out)
+            Parallel.forChunks(count: texts.count, minChunk: 32) { range in
+                for i in range { box.value[i] = tokenizer.encode(texts[i], maxLength: limit) }
+            }
+        }
+        return ids
     }
 
     /// Pooled vectors for `texts`, in batches of `batchSize` sequences of similar length.

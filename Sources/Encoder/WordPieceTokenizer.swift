@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// BERT's WordPiece tokenizer, read from a Hugging Face `tokenizer.json`.
 ///
@@ -19,39 +20,59 @@ public struct WordPieceTokenizer: Sendable {
     public let stripAccents: Bool
     public let cleanText: Bool
     public let handleChineseChars: Bool
+    /// Per ASCII byte, what the normalizer does with it (derived from the general rules, so
+    /// the ASCII fast path cannot disagree with them): `drop`, `space`, or the byte to keep.
+    let asciiNormalized: [UInt16]
+    static let drop: UInt16 = 0x100, space: UInt16 = 0x101
 
     /// Loads `tokenizer.json`; errors name the file and what is unsupported.
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw EncoderError.missingFile(path: path, hint: "the model directory needs a tokenizer.json (Hugging Face tokenizers format)")
         }
-        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let model = root["model"] as? [String: Any] else {
+        guard let root = try? data.withUnsafeBytes({ try JSONValue.parse($0) }), case .object(let model)? = root["model"] else {
             throw EncoderError.unsupportedTokenizer(path: path, reason: "not a tokenizers JSON file")
         }
-        guard (model["type"] as? String) == "WordPiece", let rawVocab = model["vocab"] as? [String: Int] else {
-            throw EncoderError.unsupportedTokenizer(path: path, reason: "model type \(model["type"] ?? "none"); only WordPiece is supported")
+        func member(_ object: [(String, JSONValue)], _ key: String) -> JSONValue? { object.first { $0.0 == key }?.1 }
+        func string(_ v: JSONValue?) -> String? { if case .string(let s)? = v { return s }; return nil }
+        func bool(_ v: JSONValue?) -> Bool? { if case .bool(let b)? = v { return b }; return nil }
+        func int(_ v: JSONValue?) -> Int? { if case .integer(let i)? = v { return i }; return nil }
+        guard string(member(model, "type")) == "WordPiece", case .object(let rawVocab)? = member(model, "vocab") else {
+            throw EncoderError.unsupportedTokenizer(path: path, reason: "model type \(string(member(model, "type")) ?? "none"); only WordPiece is supported")
         }
         var vocab = [String: Int32](minimumCapacity: rawVocab.count)
-        for (k, v) in rawVocab { vocab[k] = Int32(v) }
+        for (k, v) in rawVocab {
+            guard let i = int(v), let id = Int32(exactly: i) else {
+                throw EncoderError.unsupportedTokenizer(path: path, reason: "vocabulary entry \(k) has no integer id")
+            }
+            vocab[k] = id
+        }
         self.vocab = vocab
         func id(_ token: String) throws -> Int32 {
             guard let i = vocab[token] else { throw EncoderError.unsupportedTokenizer(path: path, reason: "vocabulary lacks \(token)") }
             return i
         }
-        unkId = try id(model["unk_token"] as? String ?? "[UNK]")
-        continuingPrefix = model["continuing_subword_prefix"] as? String ?? "##"
-        maxInputCharsPerWord = model["max_input_chars_per_word"] as? Int ?? 100
-        let norm = root["normalizer"] as? [String: Any]
-        if let norm, (norm["type"] as? String) != "BertNormalizer" {
-            throw EncoderError.unsupportedTokenizer(path: path, reason: "normalizer \(norm["type"] ?? "?"); only BertNormalizer is supported")
+        unkId = try id(string(member(model, "unk_token")) ?? "[UNK]")
+        continuingPrefix = string(member(model, "continuing_subword_prefix")) ?? "##"
+        maxInputCharsPerWord = int(member(model, "max_input_chars_per_word")) ?? 100
+        if let norm = root["normalizer"], norm != .null, string(norm["type"]) != "BertNormalizer" {
+            throw EncoderError.unsupportedTokenizer(path: path, reason: "normalizer \(string(norm["type"]) ?? "?"); only BertNormalizer is supported")
         }
-        lowercase = norm?["lowercase"] as? Bool ?? true
-        stripAccents = norm?["strip_accents"] as? Bool ?? lowercase
-        cleanText = norm?["clean_text"] as? Bool ?? true
-        handleChineseChars = norm?["handle_chinese_chars"] as? Bool ?? true
-        if let pre = root["pre_tokenizer"] as? [String: Any], (pre["type"] as? String) != "BertPreTokenizer" {
-            throw EncoderError.unsupportedTokenizer(path: path, reason: "pre-tokenizer \(pre["type"] ?? "?"); only BertPreTokenizer is supported")
+        let norm = root["normalizer"]
+        lowercase = bool(norm?["lowercase"]) ?? true
+        stripAccents = bool(norm?["strip_accents"]) ?? lowercase
+        cleanText = bool(norm?["clean_text"]) ?? true
+        handleChineseChars = bool(norm?["handle_chinese_chars"]) ?? true
+        if let pre = root["pre_tokenizer"], pre != .null, string(pre["type"]) != "BertPreTokenizer" {
+            throw EncoderError.unsupportedTokenizer(path: path, reason: "pre-tokenizer \(string(pre["type"]) ?? "?"); only BertPreTokenizer is supported")
+        }
+        asciiNormalized = (0..<128).map { [cleanText, lowercase] (b: Int) -> UInt16 in
+            let s = Unicode.Scalar(UInt8(b))
+            if cleanText {
+                if b == 0 || Self.isControl(s) { return Self.drop }
+                if Self.isWhitespace(s) { return Self.space }
+            }
+            return lowercase ? UInt16(s.properties.lowercaseMapping.unicodeScalars.first!.value) : UInt16(b)
         }
         clsId = try id("[CLS]")
         sepId = try id("[SEP]")
@@ -103,6 +124,16 @@ public struct WordPieceTokenizer: Sendable {
     }
 
     func normalize(_ text: String) -> String.UnicodeScalarView {
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            // ASCII: no CJK, nothing to decompose; one table lookup per byte.
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(text.utf8.count)
+            for b in text.utf8 {
+                let n = asciiNormalized[Int(b)]
+                if n != Self.drop { bytes.append(n == Self.space ? 0x20 : UInt8(n)) }
+            }
+            return String(decoding: bytes, as: UTF8.self).unicodeScalars
+        }
         var out = String.UnicodeScalarView()
         for s in text.unicodeScalars {
             if cleanText {

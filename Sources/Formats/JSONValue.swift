@@ -234,6 +234,14 @@ struct JSONParser {
             guard pos < bytes.count else { throw error("unterminated string") }
             let c = bytes[pos]
             if c == UInt8(ascii: "\"") {
+                if scalars.isEmpty {  // no escapes: the run is the whole string
+                    let run = UnsafeRawBufferPointer(rebasing: bytes[runStart..<pos])
+                    guard let s = String(validating: run, as: UTF8.self) else {
+                        throw JSONParseError(offset: runStart, reason: "invalid UTF-8 in string")
+                    }
+                    pos += 1
+                    return s
+                }
                 try flushRun(&self, pos)
                 pos += 1
                 return String(scalars)

@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 
 /// The matrix-multiply front: row-major single-precision GEMM through OpenBLAS.
@@ -41,5 +42,35 @@ public enum GEMM {
                     blasint(m), blasint(n), blasint(k),
                     alpha, a, blasint(lda), b, blasint(ldb),
                     beta, c, blasint(ldc))
+    }
+}
+
+/// A linear layer's weight W (n×k, PyTorch's out × in) packed once for `linear`: strips of 16
+/// output rows stored k-major (CKernels' `alloy_pack_weights`).
+public final class PackedWeights: @unchecked Sendable {
+    public let n: Int, k: Int
+    let values: UnsafeMutablePointer<Float>
+
+    /// Packs `w` (n×k row-major), the strips split over the cores.
+    public init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
+        self.n = n; self.k = k
+        values = .allocate(capacity: alloy_packed_size(Int32(n), Int32(k)))
+        let strips = (n + 15) / 16
+        let box = UnsafeSendableBox((w, values))
+        Parallel.forChunks(count: strips, minChunk: 8) { r in
+            let (w, out) = box.value
+            let rows = min(n, r.upperBound * 16) - r.lowerBound * 16
+            alloy_pack_weights(w + r.lowerBound * 16 * k, Int32(rows), Int32(k), out + r.lowerBound * 16 * k)
+        }
+    }
+
+    deinit { values.deallocate() }
+
+    /// y[0..<m] = x[0..<m] Wᵀ + bias on the calling thread (x: m×k, row stride ldx; y: m×n, row
+    /// stride ldy). AVX2+FMA where the CPU has them, portable code otherwise (`portable` forces it).
+    public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                       ldy: Int, m: Int, portable: Bool = false) {
+        (portable ? alloy_linear_packed_portable : alloy_linear_packed)(
+            x, Int32(ldx), values, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k))
     }
 }

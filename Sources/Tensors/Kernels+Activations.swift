@@ -87,41 +87,52 @@ extension Kernels {
     /// Whether `attentionHead` runs its AVX2+FMA path on this CPU.
     public static var attentionUsesAVX2: Bool { alloy_kernels_have_avx2() != 0 }
 
-    /// In place LayerNorm of `rows` rows of width `w`: (x − μ)/√(σ² + ε) · γ + β.
-    public static func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, width w: Int,
+    /// In place LayerNorm of `rows` rows of width `w`: (x − μ)/√(σ² + ε) · γ + β, after adding
+    /// `residual` (same layout) when given; on the calling thread.
+    public static func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, width w: Int, residual: UnsafePointer<Float>? = nil,
                                  gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float) {
-        Parallel.forChunks(count: rows, minChunk: 64) { range in
-            for r in range {
-                let row = x + r * w
-                var s = SIMD8<Float>(repeating: 0)
-                var i = 0
-                while i + 8 <= w { s += UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self); i += 8 }
-                var sum = s.sum()
-                while i < w { sum += row[i]; i += 1 }
-                let mean = sum / Float(w)
-                var q = SIMD8<Float>(repeating: 0)
-                i = 0
-                let m8 = SIMD8<Float>(repeating: mean)
-                while i + 8 <= w {
-                    let d = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self) - m8
-                    q += d * d
-                    i += 8
-                }
-                var v = q.sum()
-                while i < w { let d = row[i] - mean; v += d * d; i += 1 }
-                let inv = 1 / (v / Float(w) + eps).squareRoot()
-                i = 0
-                let inv8 = SIMD8<Float>(repeating: inv)
-                while i + 8 <= w {
-                    let d = (UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self) - m8) * inv8
-                    let g = UnsafeRawPointer(gamma + i).loadUnaligned(as: SIMD8<Float>.self)
-                    let b = UnsafeRawPointer(beta + i).loadUnaligned(as: SIMD8<Float>.self)
-                    UnsafeMutableRawPointer(row + i).storeBytes(of: d * g + b, as: SIMD8<Float>.self)
-                    i += 8
-                }
-                while i < w { row[i] = (row[i] - mean) * inv * gamma[i] + beta[i]; i += 1 }
+        for r in 0..<rows {
+            if let residual { addRow(x + r * w, residual + r * w, count: w) }
+            let row = x + r * w
+            var s = SIMD8<Float>(repeating: 0)
+            var i = 0
+            while i + 8 <= w { s += UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self); i += 8 }
+            var sum = s.sum()
+            while i < w { sum += row[i]; i += 1 }
+            let mean = sum / Float(w)
+            var q = SIMD8<Float>(repeating: 0)
+            i = 0
+            let m8 = SIMD8<Float>(repeating: mean)
+            while i + 8 <= w {
+                let d = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self) - m8
+                q += d * d
+                i += 8
             }
+            var v = q.sum()
+            while i < w { let d = row[i] - mean; v += d * d; i += 1 }
+            let inv = 1 / (v / Float(w) + eps).squareRoot()
+            i = 0
+            let inv8 = SIMD8<Float>(repeating: inv)
+            while i + 8 <= w {
+                let d = (UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self) - m8) * inv8
+                let g = UnsafeRawPointer(gamma + i).loadUnaligned(as: SIMD8<Float>.self)
+                let b = UnsafeRawPointer(beta + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(row + i).storeBytes(of: d * g + b, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < w { row[i] = (row[i] - mean) * inv * gamma[i] + beta[i]; i += 1 }
         }
+    }
+
+    @inline(__always)
+    static func addRow(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let s = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) + UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: s, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { x[i] += y[i]; i += 1 }
     }
 
     /// In place softmax of one row of `n` values (single thread).

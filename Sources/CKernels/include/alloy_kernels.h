@@ -19,6 +19,25 @@ void alloy_attention_head(const float *q, const float *k, const float *v, float 
 void alloy_attention_head_portable(const float *q, const float *k, const float *v, float *ctx,
                                    int length, int head_dim, int stride, float scale, float *scratch);
 
-/// 1 when `alloy_attention_head` runs its AVX2+FMA path on this CPU.
+/// Floats that `alloy_pack_weights` writes for an n×k weight: ⌈n/16⌉·16·k.
+size_t alloy_packed_size(int n, int k);
+
+/// Packs W (n×k, row-major: PyTorch's Linear layout, out × in) for `alloy_linear_packed`:
+/// strips of 16 output rows, each stored k-major (w[16s+j][p] at strip s, offset 16p+j), the
+/// last strip zero-padded.
+void alloy_pack_weights(const float *w, int n, int k, float *packed);
+
+/// Y = X·Wᵀ + bias for m rows, single-threaded: X is m×k (row stride ldx), Y m×n (row stride
+/// ldy), W packed by `alloy_pack_weights`, bias n floats or NULL. Register-blocked 6×16
+/// micro-kernel over k-blocks of 384 (Goto & van de Geijn 2008, "Anatomy of high-performance
+/// matrix multiplication"); callers split the rows over cores.
+void alloy_linear_packed(const float *x, int ldx, const float *packed, const float *bias, float *y, int ldy,
+                         int m, int n, int k);
+
+/// The portable path of `alloy_linear_packed`, whatever the CPU (for tests).
+void alloy_linear_packed_portable(const float *x, int ldx, const float *packed, const float *bias, float *y,
+                                  int ldy, int m, int n, int k);
+
+/// 1 when the kernels run their AVX2+FMA paths on this CPU.
 int alloy_kernels_have_avx2(void);
 #endif
