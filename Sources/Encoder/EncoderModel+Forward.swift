@@ -139,13 +139,13 @@ extension EncoderModel {
         var norm: (residual: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>)?
         if case .residualNorm(let r, let name) = epilogue { norm = (r, tensor(name + ".weight", adapters), tensor(name + ".bias", adapters)) }
         let gelu = if case .gelu = epilogue { true } else { false }
-        let block = Self.linearBlock, eps = eps
+        let blocks = Self.rowBlocks(T), eps = eps
         y.withUnsafeMutableBufferPointer { yb in
             x.withUnsafeBufferPointer { xb in
                 let box = UnsafeSendableBox((yb.baseAddress!, xb.baseAddress!, norm))
-                Parallel.forEach(count: (T + block - 1) / block) { b in
+                Parallel.forEach(count: blocks.count) { b in
                     let (yp, xp, norm) = box.value
-                    let rows = (b * block)..<min(T, (b + 1) * block)
+                    let rows = blocks[b]
                     let yr = yp + rows.lowerBound * N
                     weight.linear(x: xp + rows.lowerBound * K, ldx: K, bias: bias, y: yr, ldy: N, m: rows.count)
                     for (lw, scale) in loras { applyLoRA(lw, scale: scale, x: xp, rows: rows, k: K, y: yp, n: N) }
@@ -163,9 +163,22 @@ extension EncoderModel {
         }
     }
 
-    /// Rows per task of a linear layer: a multiple of the kernel's 6-row block and its 96-row
-    /// cache block; ~20 tasks for a batch of 32 sentences, so the cores stay evenly busy.
-    static let linearBlock = 96
+    /// The row blocks of a linear layer's tasks, in the order the cores take them: guided
+    /// self-scheduling (Polychronopoulos & Kuck 1987) — each block a share 1/(2·cores) of the
+    /// rows left, between 24 and 192 rows and a multiple of the kernel's 6 — so early blocks
+    /// are long (the packed weights stream once per block) and the last ones short (the cores
+    /// finish together).
+    static func rowBlocks(_ rows: Int) -> [Range<Int>] {
+        var blocks: [Range<Int>] = []
+        var start = 0
+        while start < rows {
+            let share = (rows - start) / (2 * Parallel.threadCount)
+            let size = min(rows - start, max(24, min(192, share / 6 * 6)))
+            blocks.append(start..<(start + size))
+            start += size
+        }
+        return blocks
+    }
 
     /// y[rows] += scale · (x[rows] Aᵀ) Bᵀ, on the calling thread.
     func applyLoRA(_ lw: LoRAWeights, scale: Float, x: UnsafePointer<Float>, rows: Range<Int>, k K: Int, y: UnsafeMutablePointer<Float>, n N: Int) {
@@ -181,14 +194,18 @@ extension EncoderModel {
     }
 
     /// Scaled dot-product attention, one sequence (all its heads) per task on both cores
-    /// (`Kernels.attentionHead`: no GEMM calls, no padding).
+    /// (`Kernels.attentionHead`: no GEMM calls, no padding), longest sequences first.
     func attention(_ q: [Float], _ k: [Float], _ v: [Float], offsets: [Int], into ctx: inout [Float]) {
         let H = hidden, nh = heads, d = H / nh
         let scale = 1 / Float(d).squareRoot()
         q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
             ctx.withUnsafeMutableBufferPointer { cb in
                 let p = UnsafeSendableBox((qb.baseAddress!, kb.baseAddress!, vb.baseAddress!, cb.baseAddress!))
-                Parallel.forEach(count: offsets.count - 1) { s in
+                // Longest sequences first, so that no long one is left for the end.
+                let length = { (s: Int) -> Int in offsets[s + 1] - offsets[s] }
+                let longestFirst = (0..<(offsets.count - 1)).sorted { length($0) > length($1) }
+                Parallel.forEach(count: longestFirst.count) { job in
+                    let s = longestFirst[job]
                     let off = offsets[s], L = offsets[s + 1] - off
                     let (qp, kp, vp, cp) = p.value
                     for h in 0..<nh {
