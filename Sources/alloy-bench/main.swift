@@ -142,18 +142,45 @@ func benchRuntime(_ dir: String, _ sentences: String) throws {
     print(String(decoding: data, as: UTF8.self))
 }
 
+func benchGEMM() throws {
+    let reps = option("--reps", default: 30)
+    var rng = SplitMix(seed: 3)
+    var rows: [[String: Any]] = []
+    for (m, n, k) in [(1050, 384, 384), (1050, 1536, 384), (1050, 384, 1536)] {
+        let x = (0..<(m * k)).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 }
+        let w = (0..<(n * k)).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 }
+        var y = [Float](repeating: 0, count: m * n)
+        let packed = PackedWeights(w, n: n, k: k)
+        var tPacked = Double.infinity, tBLAS = Double.infinity
+        for _ in 0..<reps {
+            tPacked = min(tPacked, seconds { packed.linear(x: x, ldx: k, bias: nil, y: &y, ldy: n, m: m) })
+            tBLAS = min(tBLAS, seconds { GEMM.sgemm(transB: true, m: m, n: n, k: k, a: x, lda: k, b: w, ldb: k, c: &y, ldc: n) })
+        }
+        let flop = 2.0 * Double(m * n * k)
+        rows.append(["m": m, "n": n, "k": k, "packed_GFLOPs": flop / tPacked / 1e9, "openblas_GFLOPs": flop / tBLAS / 1e9,
+                     "packed_vs_openblas": tBLAS / tPacked])
+    }
+    let data = try JSONSerialization.data(withJSONObject: ["threads": 1, "reps": reps, "shapes": rows], options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
 let args = CommandLine.arguments
-guard args.count >= 3 else {
-    FileHandle.standardError.write(Data("usage: alloy-bench container FILE.safetensors [--reps N]\n".utf8))
+let usage = """
+    usage: alloy-bench container FILE.safetensors [--reps N]
+           alloy-bench runtime MODEL_DIR SENTENCES.txt [--reps N]
+           alloy-bench gemm [--reps N]
+
+    """
+let needs = ["container": 3, "runtime": 4, "gemm": 2]
+guard args.count >= 2, let need = needs[args[1]], args.count >= need else {
+    FileHandle.standardError.write(Data(usage.utf8))
     exit(2)
 }
 do {
     switch args[1] {
     case "container": try benchContainer(args[2])
-    case "runtime": try benchRuntime(args[2], args.count > 3 ? args[3] : "")
-    default:
-        FileHandle.standardError.write(Data("alloy-bench: unknown benchmark \(args[1])\n".utf8))
-        exit(2)
+    case "runtime": try benchRuntime(args[2], args[3])
+    default: try benchGEMM()
     }
 } catch {
     FileHandle.standardError.write(Data("alloy-bench: \(error)\n".utf8))
