@@ -30,44 +30,11 @@ extension Kernels {
         return y * float(e &<< 23)
     }
 
-    /// erf per lane: the rational minimax approximation used by XLA and Eigen
-    /// (`generic_fast_erf_float`): x·P(x²)/Q(x²) on x clamped to [−4, 4] (erf(4) = 1 in
-    /// float), |error| < 2·10⁻⁷ — no exp and one division, cheaper than A&S 7.1.26.
-    @inline(__always)
-    public static func erf(_ x0: SIMD8<Float>) -> SIMD8<Float> {
-        var x = x0
-        x.replace(with: -4, where: x .< -4)
-        x.replace(with: 4, where: x .> 4)
-        let x2 = x * x
-        var p = x2 * Float(-2.72614225801306e-10) + Float(2.77068142495902e-08)
-        p = p * x2 + Float(-2.10102402082508e-06)
-        p = p * x2 + Float(-5.69250639462346e-05)
-        p = p * x2 + Float(-7.34990630326855e-04)
-        p = p * x2 + Float(-2.95459980854025e-03)
-        p = p * x2 + Float(-1.60960333262415e-02)
-        p = p * x
-        var q = x2 * Float(-1.45660718464996e-05) + Float(-2.13374055278905e-04)
-        q = q * x2 + Float(-1.68282697438203e-03)
-        q = q * x2 + Float(-7.37332916720468e-03)
-        q = q * x2 + Float(-1.42647390514189e-02)
-        return p / q
-    }
-
     /// In place GELU, the exact (erf) form used by BERT: x · ½(1 + erf(x/√2)), on the calling
-    /// thread (the encoder applies it per core, on rows its GEMM just wrote).
-    public static func gelu(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        var i = 0
-        while i + 8 <= n {
-            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(x + i).storeBytes(of: v * 0.5 * (1 + erf(v * 0.70710678118654752)), as: SIMD8<Float>.self)
-            i += 8
-        }
-        while i < n {
-            var lanes = SIMD8<Float>(repeating: 0)
-            lanes[0] = x[i]
-            x[i] = (lanes * 0.5 * (1 + erf(lanes * 0.70710678118654752)))[0]
-            i += 1
-        }
+    /// thread (the encoder applies it per core, on rows its GEMM just wrote). erf is XLA/Eigen's
+    /// rational form (CKernels `alloy_gelu`; AVX2+FMA where the CPU has them).
+    public static func gelu(_ x: UnsafeMutablePointer<Float>, count n: Int, portable: Bool = false) {
+        (portable ? alloy_gelu_portable : alloy_gelu)(x, n)
     }
 
     /// Scaled dot-product attention of one (sequence, head) on the calling thread:

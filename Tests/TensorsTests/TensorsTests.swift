@@ -108,17 +108,21 @@ final class TensorTests: XCTestCase {
 }
 
 final class ActivationTests: XCTestCase {
-    /// The SIMD erf against libm's erf over [−6, 6] (step 1/1024): |error| ≤ 5·10⁻⁷.
-    func testErfMatchesLibm() {
-        var worst: Float = 0
-        var x: Float = -6
-        while x <= 6 {
-            let v = SIMD8<Float>((0..<8).map { x + Float($0) / 8192 })
-            let e = Kernels.erf(v)
-            for i in 0..<8 { worst = max(worst, abs(e[i] - Float(Foundation.erf(Double(v[i]))))) }
-            x += 1.0 / 1024
+    /// GELU, both paths, against x·½(1 + erf(x/√2)) with libm's erf in double over [−6, 6]
+    /// (step 1/1024, a count that leaves a tail past the last 8-lane vector): |error| ≤ 5·10⁻⁷
+    /// times max(1, |x|).
+    func testGeluMatchesLibm() {
+        let xs = (0..<(12 * 1024 + 5)).map { -6 + Float($0) / 1024 }
+        for portable in [false, true] {
+            var y = xs
+            y.withUnsafeMutableBufferPointer { Kernels.gelu($0.baseAddress!, count: $0.count, portable: portable) }
+            var worst: Double = 0
+            for (x, g) in zip(xs, y) {
+                let want = Double(x) * 0.5 * (1 + Foundation.erf(Double(x) / 2.0.squareRoot()))
+                worst = max(worst, abs(Double(g) - want) / max(1, abs(Double(x))))
+            }
+            XCTAssertLessThan(worst, 5e-7, "portable \(portable)")
         }
-        XCTAssertLessThan(worst, 5e-7)
     }
 
     /// The attention kernel, both paths, against a double-precision softmax(QKᵀ·scale)·V:

@@ -38,6 +38,13 @@ void alloy_linear_packed(const float *x, int ldx, const float *packed, const flo
 void alloy_linear_packed_portable(const float *x, int ldx, const float *packed, const float *bias, float *y,
                                   int ldy, int m, int n, int k);
 
+/// In place GELU, the exact (erf) form BERT uses: x·½(1 + erf(x/√2)), single-threaded; erf by
+/// XLA/Eigen's rational approximation (|error| < 2·10⁻⁷).
+void alloy_gelu(float *x, size_t n);
+
+/// The portable path of `alloy_gelu`, whatever the CPU (for tests).
+void alloy_gelu_portable(float *x, size_t n);
+
 /// 1 when the kernels run their AVX2+FMA paths on this CPU.
 int alloy_kernels_have_avx2(void);
 #endif
