@@ -37,7 +37,7 @@ void alloy_pack_weights(const float *w, int n, int k, float *packed) {
 
 /// c[r][0..<cols] (= or +=) Σ_p a[r][p]·b[p][0..<16] (+ bias) for r < rows ≤ 6, p < kc.
 INLINE void kernel(const float *a, int lda, const float *b, int kc, float *c, int ldc, int rows, int cols,
-                   const float *bias, int accumulate) {
+                   const float *bias, int add_c) {
     const float *a0 = a, *a1 = rows > 1 ? a + lda : a, *a2 = rows > 2 ? a + 2 * (size_t)lda : a;
     const float *a3 = rows > 3 ? a + 3 * (size_t)lda : a, *a4 = rows > 4 ? a + 4 * (size_t)lda : a;
     const float *a5 = rows > 5 ? a + 5 * (size_t)lda : a;
@@ -59,13 +59,13 @@ INLINE void kernel(const float *a, int lda, const float *b, int kc, float *c, in
         float *row = c + (size_t)r * ldc;
         if (cols == NR) {
             v8 lo = acc[r][0], hi = acc[r][1];
-            if (accumulate) { lo += load(row); hi += load(row + 8); }
-            else if (bias) { lo += load(bias); hi += load(bias + 8); }
+            if (add_c) { lo += load(row); hi += load(row + 8); }
+            if (bias) { lo += load(bias); hi += load(bias + 8); }
             store(row, lo); store(row + 8, hi);
         } else {
             float t[NR];
             store(t, acc[r][0]); store(t + 8, acc[r][1]);
-            for (int j = 0; j < cols; j++) row[j] = t[j] + (accumulate ? row[j] : bias ? bias[j] : 0);
+            for (int j = 0; j < cols; j++) row[j] = t[j] + (add_c ? row[j] : 0) + (bias ? bias[j] : 0);
         }
     }
 }
@@ -74,7 +74,7 @@ INLINE void kernel(const float *a, int lda, const float *b, int kc, float *c, in
 /// the block's rows of Y stay in L2 while the k-blocks accumulate), 16-column strips of W (KC×16,
 /// 24 KiB, in L1), 6-row micro-blocks.
 INLINE void linear_impl(const float *x, int ldx, const float *packed, const float *bias, float *y, int ldy,
-                        int m, int n, int k) {
+                        int m, int n, int k, int accumulate) {
     int strips = (n + NR - 1) / NR;
     for (int i0 = 0; i0 < m; i0 += MC) {
         int i1 = m - i0 < MC ? m : i0 + MC;
@@ -83,10 +83,11 @@ INLINE void linear_impl(const float *x, int ldx, const float *packed, const floa
             for (int s = 0; s < strips; s++) {
                 const float *b = packed + (size_t)s * NR * k + (size_t)p0 * NR;
                 int cols = n - s * NR < NR ? n - s * NR : NR;
-                const float *bs = bias ? bias + s * NR : 0;
+                const float *bs = bias && p0 == 0 ? bias + s * NR : 0;
                 for (int i = i0; i < i1; i += MR) {
                     int rows = i1 - i < MR ? i1 - i : MR;
-                    kernel(x + (size_t)i * ldx + p0, ldx, b, kc, y + (size_t)i * ldy + s * NR, ldy, rows, cols, bs, p0 > 0);
+                    kernel(x + (size_t)i * ldx + p0, ldx, b, kc, y + (size_t)i * ldy + s * NR, ldy, rows, cols, bs,
+                           p0 > 0 || accumulate);
                 }
             }
         }
@@ -95,24 +96,25 @@ INLINE void linear_impl(const float *x, int ldx, const float *packed, const floa
 
 __attribute__((target("avx2,fma")))
 static void linear_avx2(const float *x, int ldx, const float *packed, const float *bias, float *y, int ldy,
-                        int m, int n, int k) {
-    linear_impl(x, ldx, packed, bias, y, ldy, m, n, k);
+                        int m, int n, int k, int accumulate) {
+    linear_impl(x, ldx, packed, bias, y, ldy, m, n, k, accumulate);
 }
 
 void alloy_linear_packed_portable(const float *x, int ldx, const float *packed, const float *bias, float *y,
-                                  int ldy, int m, int n, int k) {
-    linear_impl(x, ldx, packed, bias, y, ldy, m, n, k);
+                                  int ldy, int m, int n, int k, int accumulate) {
+    linear_impl(x, ldx, packed, bias, y, ldy, m, n, k, accumulate);
 }
 
 void alloy_linear_packed(const float *x, int ldx, const float *packed, const float *bias, float *y, int ldy,
-                         int m, int n, int k) {
+                         int m, int n, int k, int accumulate) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {  // an empty product: the bias alone
-        for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) y[(size_t)i * ldy + j] = bias ? bias[j] : 0;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) y[(size_t)i * ldy + j] = (accumulate ? y[(size_t)i * ldy + j] : 0) + (bias ? bias[j] : 0);
         return;
     }
 #if defined(__x86_64__) || defined(__i386__)
-    if (alloy_kernels_have_avx2()) { linear_avx2(x, ldx, packed, bias, y, ldy, m, n, k); return; }
+    if (alloy_kernels_have_avx2()) { linear_avx2(x, ldx, packed, bias, y, ldy, m, n, k, accumulate); return; }
 #endif
-    alloy_linear_packed_portable(x, ldx, packed, bias, y, ldy, m, n, k);
+    alloy_linear_packed_portable(x, ldx, packed, bias, y, ldy, m, n, k, accumulate);
 }

@@ -7,10 +7,14 @@ public struct LoRAWeights: @unchecked Sendable {
     public let b: Tensor
     public let scale: Float
     public var rank: Int { a.shape.dims[0] }
+    /// A and B packed for the encoder's linear kernel (x Aᵀ, then t Bᵀ), once per adapter.
+    let packedA: PackedWeights, packedB: PackedWeights
 
     public init(a: Tensor, b: Tensor, scale: Float) {
         precondition(a.dtype == .f32 && b.dtype == .f32 && a.shape.dims[0] == b.shape.dims[1])
         self.a = a; self.b = b; self.scale = scale
+        packedA = PackedWeights(a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: a.shape.dims[0], k: a.shape.dims[1])
+        packedB = PackedWeights(b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: b.shape.dims[0], k: b.shape.dims[1])
     }
 }
 

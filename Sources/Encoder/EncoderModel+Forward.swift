@@ -180,17 +180,16 @@ extension EncoderModel {
         return blocks
     }
 
-    /// y[rows] += scale · (x[rows] Aᵀ) Bᵀ, on the calling thread.
+    /// y[rows] += scale · (x[rows] Aᵀ) Bᵀ, on the calling thread, with the packed linear kernel.
     func applyLoRA(_ lw: LoRAWeights, scale: Float, x: UnsafePointer<Float>, rows: Range<Int>, k K: Int, y: UnsafeMutablePointer<Float>, n N: Int) {
         let r = lw.rank, M = rows.count
         guard M > 0 else { return }
         let t = UnsafeMutablePointer<Float>.allocate(capacity: M * r)
         defer { t.deallocate() }
-        GEMM.sgemm(transB: true, m: M, n: r, k: K, a: x + rows.lowerBound * K, lda: K,
-                   b: lw.a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: K, c: t, ldc: r)
-        GEMM.sgemm(transB: true, m: M, n: N, k: r, alpha: lw.scale * scale, a: t, lda: r,
-                   b: lw.b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: r, beta: 1,
-                   c: y + rows.lowerBound * N, ldc: N)
+        lw.packedA.linear(x: x + rows.lowerBound * K, ldx: K, bias: nil, y: t, ldy: r, m: M)
+        let s = lw.scale * scale
+        for i in 0..<(M * r) { t[i] *= s }
+        lw.packedB.linear(x: t, ldx: r, bias: nil, y: y + rows.lowerBound * N, ldy: N, m: M, accumulate: true)
     }
 
     /// Scaled dot-product attention, one sequence (all its heads) per task on both cores

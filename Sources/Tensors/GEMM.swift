@@ -52,11 +52,12 @@ public final class PackedWeights: @unchecked Sendable {
 
     deinit { values.deallocate() }
 
-    /// y[0..<m] = x[0..<m] Wᵀ + bias on the calling thread (x: m×k, row stride ldx; y: m×n, row
-    /// stride ldy). AVX2+FMA where the CPU has them, portable code otherwise (`portable` forces it).
+    /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread (x: m×k,
+    /// row stride ldx; y: m×n, row stride ldy). AVX2+FMA where the CPU has them, portable code
+    /// otherwise (`portable` forces it).
     public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                       ldy: Int, m: Int, portable: Bool = false) {
+                       ldy: Int, m: Int, accumulate: Bool = false, portable: Bool = false) {
         (portable ? alloy_linear_packed_portable : alloy_linear_packed)(
-            x, Int32(ldx), values, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k))
+            x, Int32(ldx), values, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0)
     }
 }

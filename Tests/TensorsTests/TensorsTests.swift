@@ -170,7 +170,7 @@ final class ActivationTests: XCTestCase {
 
     /// The packed linear kernel, both paths, against OpenBLAS's sgemm (x Wᵀ + b): row counts
     /// around the 6-row and 96-row blocks, widths around the 16-column strip, depths across the
-    /// 384-deep k-block, strided rows, with and without bias. Tolerance 1e-6·k on sums of k
+    /// 384-deep k-block, strided rows, with and without bias, writing or accumulating. Tolerance 1e-6·k on sums of k
     /// products of magnitude ≤ ¼.
     func testPackedLinearMatchesBLAS() {
         var rng = SplitMix(seed: 11)
@@ -185,14 +185,16 @@ final class ActivationTests: XCTestCase {
             GEMM.sgemm(transB: true, m: m, n: n, k: k, a: x, lda: ldx, b: w, ldb: k, beta: 1, c: &want, ldc: ldy)
             let packed = PackedWeights(w, n: n, k: k)
             for portable in [false, true] {
-                for withBias in [true, false] {
+                for (withBias, accumulate) in [(true, false), (false, false), (true, true)] {
                     var y = [Float](repeating: .nan, count: m * ldy)
+                    if accumulate { for r in 0..<m { for c in 0..<n { y[r * ldy + c] = Float(r - c) } } }
                     bias.withUnsafeBufferPointer { b in
-                        packed.linear(x: x, ldx: ldx, bias: withBias ? b.baseAddress! : nil, y: &y, ldy: ldy, m: m, portable: portable)
+                        packed.linear(x: x, ldx: ldx, bias: withBias ? b.baseAddress! : nil, y: &y, ldy: ldy, m: m,
+                                      accumulate: accumulate, portable: portable)
                     }
                     for r in 0..<m {
                         for c in 0..<n {
-                            let expected = want[r * ldy + c] - (withBias ? 0 : bias[c])
+                            let expected = want[r * ldy + c] - (withBias ? 0 : bias[c]) + (accumulate ? Float(r - c) : 0)
                             XCTAssertEqual(y[r * ldy + c], expected, accuracy: 1e-6 * Float(k), "m\(m) n\(n) k\(k) r\(r) c\(c) portable \(portable)")
                         }
                         for c in n..<ldy { XCTAssertTrue(y[r * ldy + c].isNaN, "wrote past the row's \(n) columns") }

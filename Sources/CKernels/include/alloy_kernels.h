@@ -27,16 +27,16 @@ size_t alloy_packed_size(int n, int k);
 /// last strip zero-padded.
 void alloy_pack_weights(const float *w, int n, int k, float *packed);
 
-/// Y = X·Wᵀ + bias for m rows, single-threaded: X is m×k (row stride ldx), Y m×n (row stride
-/// ldy), W packed by `alloy_pack_weights`, bias n floats or NULL. Register-blocked 6×16
+/// Y = X·Wᵀ + bias (Y += … when `accumulate`) for m rows, single-threaded: X is m×k (row
+/// stride ldx), Y m×n (row stride ldy), W packed by `alloy_pack_weights`, bias n floats or NULL. Register-blocked 6×16
 /// micro-kernel over k-blocks of 384 (Goto & van de Geijn 2008, "Anatomy of high-performance
 /// matrix multiplication"); callers split the rows over cores.
 void alloy_linear_packed(const float *x, int ldx, const float *packed, const float *bias, float *y, int ldy,
-                         int m, int n, int k);
+                         int m, int n, int k, int accumulate);
 
 /// The portable path of `alloy_linear_packed`, whatever the CPU (for tests).
 void alloy_linear_packed_portable(const float *x, int ldx, const float *packed, const float *bias, float *y,
-                                  int ldy, int m, int n, int k);
+                                  int ldy, int m, int n, int k, int accumulate);
 
 /// In place GELU, the exact (erf) form BERT uses: x·½(1 + erf(x/√2)), single-threaded; erf by
 /// XLA/Eigen's rational approximation (|error| < 2·10⁻⁷).
