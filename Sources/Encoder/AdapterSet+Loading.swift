@@ -79,14 +79,15 @@ extension AdapterSet {
     }
 
     /// Copy-on-write: the first patch of a tensor copies it from the base.
+    /// A fresh copy of the weight `name` as this set has it (patched or base), put in `patched`
+    /// for the caller to write: copies of the set never share what one of them changes.
     mutating func writable(_ name: String, model: EncoderModel, source: String) throws -> UnsafeMutablePointer<Float> {
-        if patched[name] == nil {
-            guard let base = model.weights[name] else {
-                throw EncoderError.adapter(path: source, reason: "tensor \"\(name)\" is not a weight of the base model — was it made for another base?")
-            }
-            patched[name] = try Tensor(dtype: .f32, shape: base.shape, bytes: base.rawBytes)
+        guard let current = patched[name] ?? model.weights[name] else {
+            throw EncoderError.adapter(path: source, reason: "tensor \"\(name)\" is not a weight of the base model — was it made for another base?")
         }
-        return patched[name]!.buffer.mutableBase.assumingMemoryBound(to: Float.self)
+        let copy = try Tensor(dtype: .f32, shape: current.shape, bytes: current.rawBytes)
+        patched[name] = copy
+        return copy.buffer.mutableBase.assumingMemoryBound(to: Float.self)
     }
 
     mutating func addSparse(_ f: SafetensorsFile, scale: Float, model: EncoderModel) throws {

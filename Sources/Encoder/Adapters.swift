@@ -1,3 +1,4 @@
+import Foundation
 import Tensors
 
 /// One low-rank update of a linear layer (Hu et al. 2022, https://arxiv.org/abs/2106.09685):
@@ -36,7 +37,24 @@ public final class LoRAAdapter: @unchecked Sendable {
 /// applied with λ, sparse deltas scattered into copies of only the tensors they touch); `loras`
 /// stay unmerged, each with its own scale. Swapping an `AdapterSet` never touches the base.
 public struct AdapterSet: @unchecked Sendable {
-    public var patched: [String: Tensor] = [:]
+    public var patched: [String: Tensor] = [:] { didSet { packed = PackedCache() } }
     public var loras: [(adapter: LoRAAdapter, scale: Float)] = []
+    /// `patched` weights packed for the linear kernel on first use; a new, empty cache whenever
+    /// `patched` changes (copies of a set share it until then).
+    var packed = PackedCache()
     public init() {}
+}
+
+/// Packed forms of an `AdapterSet`'s patched weights, filled by forward passes (any thread).
+final class PackedCache: @unchecked Sendable {
+    private var entries: [String: PackedWeights] = [:]
+    private let lock = NSLock()
+
+    func weights(_ name: String, _ w: Tensor) -> PackedWeights {
+        lock.lock(); defer { lock.unlock() }
+        if let p = entries[name] { return p }
+        let p = PackedWeights(w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: w.shape.dims[0], k: w.shape.dims[1])
+        entries[name] = p
+        return p
+    }
 }

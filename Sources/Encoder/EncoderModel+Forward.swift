@@ -120,18 +120,14 @@ extension EncoderModel {
     }
 
     /// y = x Wᵀ + b plus every active LoRA update (all rows, then per-group rows), then the
-    /// epilogue. W is packed once (base weights on first use, a patched weight per call); blocks
-    /// of `linearBlock` rows go to the cores as they free up, and each core finishes its rows
-    /// (LoRA, epilogue) while they are in its cache.
+    /// epilogue. W is packed once, on first use (base weights by the model, patched ones by the
+    /// adapter set); blocks of rows (`rowBlocks`) go to the cores as they free up, and each core
+    /// finishes its rows (LoRA, epilogue) while they are in its cache.
     func linear(_ which: Architecture.Linear, layer l: Int, _ x: [Float], rows T: Int, into y: inout [Float],
                 _ adapters: AdapterSet, _ groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)], then epilogue: Epilogue = .none) {
         let path = layerPaths[l].linear[which.rawValue]
-        let weight: PackedWeights
-        if let w = adapters.patched[path + ".weight"] {
-            weight = PackedWeights(w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: w.shape.dims[0], k: w.shape.dims[1])
-        } else {
-            weight = packedBase(path + ".weight")
-        }
+        let name = path + ".weight"
+        let weight = adapters.patched[name].map { adapters.packed.weights(name, $0) } ?? packedBase(name)
         let (N, K) = (weight.n, weight.k)
         let bias = tensor(path + ".bias", adapters)
         let loras = adapters.loras.compactMap { l in l.adapter.layers[path].map { ($0, l.scale) } }

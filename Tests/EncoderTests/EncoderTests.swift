@@ -180,4 +180,30 @@ final class AlloyDeltaTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("made for a base"), "\($0)")
         }
     }
+
+    /// Adding a delta to a copy of an adapter set leaves the original alone, and a set changed
+    /// after a forward pass (its packed weights cached) gives what a fresh set gives.
+    func testAdapterSetCopiesAreIndependentAndRepackAfterChanges() throws {
+        let model = try EncoderModel(directory: Fixture.path("tiny"))
+        let dir = NSTemporaryDirectory() + "alloy-set-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let name = "encoder.layer.0.attention.self.query.weight"
+        let idx = try [Int32(3), 40, 1000].withUnsafeBytes { try Tensor(dtype: .i32, shape: Shape([3]), bytes: $0) }
+        try SafetensorsWriter.write([(name + ".indices", idx), (name + ".values", try Tensor([0.5, -0.25, 2], shape: Shape([3])))],
+                                    to: dir + "/delta.safetensors")
+        let batch: [[Int32]] = [[101, 2023, 2003, 102], [101, 7592, 102]]
+        var a = AdapterSet()
+        try a.add(path: dir + "/delta.safetensors", scale: 1, model: model)
+        let before = try a.patched[name]!.floats()
+        let first = model.hiddenStates(batch, adapters: a).values  // fills a's packed cache
+        var b = a
+        try b.add(path: dir + "/delta.safetensors", scale: 1, model: model)
+        XCTAssertEqual(try a.patched[name]!.floats(), before, "the copy's change reached the original")
+        XCTAssertEqual(model.hiddenStates(batch, adapters: a).values, first)
+        var fresh = AdapterSet()
+        try fresh.add(path: dir + "/delta.safetensors", scale: 2, model: model)
+        XCTAssertEqual(model.hiddenStates(batch, adapters: b).values, model.hiddenStates(batch, adapters: fresh).values)
+        XCTAssertNotEqual(model.hiddenStates(batch, adapters: b).values, first)
+    }
 }
