@@ -1,15 +1,7 @@
 // Elementwise activations of the encoder, compiled for AVX2+FMA and for any target, chosen at
 // run time.
 #include "alloy_kernels.h"
-// The v8 helpers are always inlined, so their AVX-sized arguments never cross a call boundary.
-#pragma clang diagnostic ignored "-Wpsabi"
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
-#define INLINE static inline __attribute__((always_inline))
-INLINE v8 load(const float *p) { return *(const v8u *)p; }
-INLINE void store(float *p, v8 x) { *(v8u *)p = x; }
-INLINE v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+#include "v8.h"
 
 /// erf per lane: the rational minimax form of XLA and Eigen (`generic_fast_erf_float`),
 /// x·P(x²)/Q(x²) on x clamped to [−4, 4] (erf(4) = 1 in float), |error| < 2·10⁻⁷.

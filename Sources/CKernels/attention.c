@@ -1,23 +1,12 @@
 // Attention for short sequences without GEMM calls: per (sequence, head) the keys are
 // transposed into a d×L block, scores of two query rows at a time are accumulated by
-// broadcast-FMA over that block, softmaxed in registers' reach, and multiplied into V by
+// broadcast-FMA over that block, softmaxed row by row, and multiplied into V by
 // broadcast-FMA over V's rows. One C source, compiled twice: for AVX2+FMA and for baseline
 // x86-64 / any target, chosen at run time.
 #include "alloy_kernels.h"
-// The v8 helpers are always inlined, so their AVX-sized arguments never cross a call boundary.
-#pragma clang diagnostic ignored "-Wpsabi"
+#include "v8.h"
 #include <math.h>
-#include <string.h>
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
-typedef int i8 __attribute__((vector_size(32)));
-
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE v8 load(const float *p) { return *(const v8u *)p; }
-INLINE void store(float *p, v8 x) { *(v8u *)p = x; }
-INLINE v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
 INLINE v8 vmax(v8 a, v8 b) { return __builtin_elementwise_max(a, b); }
 
 /// eˣ per lane for x ≤ 0 (softmax inputs after subtracting the maximum), Cephes expf

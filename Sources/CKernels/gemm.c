@@ -1,19 +1,10 @@
 // X·Wᵀ + bias with weights packed once: the encoder's linear layers. A 6×16 register block
-// (12 accumulators of 8 floats, two B vectors, one broadcast: 15 of AVX2's 16 registers)
-// over k-blocks of 384; X is read in place (a 6-row × 384 block is 9 KiB, in L1), the packed
-// 16-column strip of W (24 KiB) stays in L1 across the row blocks of a call. One C source,
+// (12 accumulators of 8 floats, two B vectors, one broadcast: 15 of AVX2's 16 registers);
+// X is read in place, in blocks of 96 rows × 384 (144 KiB, in L2), and each packed 16-column
+// strip of W (384 × 16, 24 KiB) stays in L1 across a block's 6-row micro-blocks. One C source,
 // compiled for AVX2+FMA and for any target, chosen at run time.
 #include "alloy_kernels.h"
-#include <string.h>
-// The v8 helpers are always inlined, so their AVX-sized arguments never cross a call boundary.
-#pragma clang diagnostic ignored "-Wpsabi"
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
-#define INLINE static inline __attribute__((always_inline))
-INLINE v8 load(const float *p) { return *(const v8u *)p; }
-INLINE void store(float *p, v8 x) { *(v8u *)p = x; }
-INLINE v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+#include "v8.h"
 
 enum { MR = 6, NR = 16, KC = 384, MC = 96 };
 
