@@ -24,6 +24,9 @@ public final class EncoderModel: @unchecked Sendable {
     public var hidden: Int { config.hiddenSize }
     public var heads: Int { config.numAttentionHeads }
     public var layers: Int { config.numHiddenLayers }
+    /// The longest sequence (special tokens included) the position table holds: RoBERTa-style
+    /// models start positions after the padding index, so they hold `positionOffset` fewer.
+    public var maxTokens: Int { config.maxPositionEmbeddings - architecture.positionOffset }
 
     /// Loads `config.json` and the weights in `directory`, strictly.
     public init(directory: String) throws {
@@ -37,6 +40,12 @@ public final class EncoderModel: @unchecked Sendable {
             throw EncoderError.unknownArchitecture(path: configPath, found: config.modelType ?? config.architectures?.first ?? "none")
         }
         architecture = arch
+        guard config.maxPositionEmbeddings - arch.positionOffset >= 3 else {
+            throw EncoderError.invalidConfig(path: configPath, reason: "max_position_embeddings \(config.maxPositionEmbeddings) leaves no room for a sentence (\(arch.name) needs at least \(arch.positionOffset + 3))")
+        }
+        guard config.numAttentionHeads > 0, config.hiddenSize % config.numAttentionHeads == 0 else {
+            throw EncoderError.invalidConfig(path: configPath, reason: "hidden_size \(config.hiddenSize) is not a multiple of num_attention_heads \(config.numAttentionHeads)")
+        }
         eps = Float(config.layerNormEps ?? 1e-12)
         source = try WeightSource(path: directory)
         weights = try Self.bind(source, config: config, arch: arch, name: directory)
@@ -51,6 +60,8 @@ public final class EncoderModel: @unchecked Sendable {
     func packedBase(_ name: String) -> PackedWeights {
         packLock.lock(); defer { packLock.unlock() }
         if let p = packed[name] { return p }
+        // Names come from `layerPaths`, built from the architecture table that `bind` checked
+        // every expected tensor against, so the lookup cannot fail for any checkpoint.
         let w = weights[name]!
         let p = PackedWeights(w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: w.shape.dims[0], k: w.shape.dims[1])
         packed[name] = p
@@ -105,6 +116,8 @@ public final class EncoderModel: @unchecked Sendable {
         return out
     }
 
+    /// A bound weight by canonical name; callers pass names of `expectedShapes`, all present
+    /// after `bind` (invariant, not input).
     func weight(_ name: String) -> UnsafePointer<Float> {
         weights[name]!.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
     }

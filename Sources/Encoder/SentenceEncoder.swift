@@ -23,11 +23,11 @@ public final class SentenceEncoder: @unchecked Sendable {
         let pooling = json("1_Pooling/config.json") as? [String: Any]
         meanPooling = (pooling?["pooling_mode_cls_token"] as? Bool) != true
         let st = json("sentence_bert_config.json") as? [String: Any]
-        maxLength = min((st?["max_seq_length"] as? Int) ?? model.config.maxPositionEmbeddings, model.config.maxPositionEmbeddings)
+        maxLength = min((st?["max_seq_length"] as? Int) ?? model.maxTokens, model.maxTokens)
     }
 
     public func tokenize(_ texts: [String], maxLength: Int? = nil) -> [[Int32]] {
-        let limit = min(maxLength ?? self.maxLength, model.config.maxPositionEmbeddings)
+        let limit = min(maxLength ?? self.maxLength, model.maxTokens)
         var ids = [[Int32]](repeating: [], count: texts.count)
         ids.withUnsafeMutableBufferPointer { out in
             let box = UnsafeSendableBox(out)

@@ -3,15 +3,33 @@ import Tensors
 
 /// One tensor's inputs as F32 element pointers (mapped or converted), all of `count` elements.
 struct TensorInputs: @unchecked Sendable {
-    let base: UnsafePointer<Float>?
     let models: [UnsafePointer<Float>]
     let count: Int
 }
 
-/// Parameters resolved for one tensor: globals, and one dictionary per model.
-public struct ResolvedParameters: Sendable {
-    public var global: [String: Double]
-    public var perModel: [[String: Double]]
+/// One tensor's merge parameters as plain values: the recipe's settings evaluated for the
+/// tensor (mergekit `evaluate_setting`), else the method's defaults, else a neutral value for
+/// parameters the method does not declare. `Merger.parameters` builds it and throws when a
+/// required parameter has no value for the tensor, so kernels never look anything up.
+public struct TensorParameters: Sendable {
+    /// Per model (besides the base).
+    public var weights: [Float]
+    public var densities: [Double]
+    public var gammas: [Double]
+    public var normalize = false
+    public var rescale = false
+    public var lambda: Float = 1
+    public var seed: UInt64 = 0
+    /// SLERP's interpolation factor.
+    public var t = 0.0
+
+    public init(weights: [Float], densities: [Double]? = nil, gammas: [Double]? = nil, normalize: Bool = false, rescale: Bool = false,
+                lambda: Float = 1, seed: UInt64 = 0, t: Double = 0) {
+        self.weights = weights
+        self.densities = densities ?? weights.map { _ in 1 }
+        self.gammas = gammas ?? weights.map { _ in 0 }
+        self.normalize = normalize; self.rescale = rescale; self.lambda = lambda; self.seed = seed; self.t = t
+    }
 }
 
 /// Summary of what sparsification kept, for reports and tests.
@@ -40,9 +58,9 @@ enum MergeKernels {
         return Float(z >> 40) * (1.0 / 16_777_216.0)
     }
 
-    static func linear(_ x: TensorInputs, _ p: ResolvedParameters, out: UnsafeMutablePointer<Float>) {
-        let w = p.perModel.map { Float($0["weight"]!) }
-        let normalize = p.global["normalize"]! != 0
+    static func linear(_ x: TensorInputs, _ p: TensorParameters, out: UnsafeMutablePointer<Float>) {
+        let w = p.weights
+        let normalize = p.normalize
         let denom = w.reduce(0, +)
         let box = UnsafeSendableBox(out)
         Parallel.forChunks(count: x.count, minChunk: 1 << 15) { r in
@@ -60,20 +78,19 @@ enum MergeKernels {
     /// Generalized task arithmetic (mergekit `generalized_task_arithmetic.py`): sparsify each
     /// τᵢ, weight it, elect signs by mass (TIES) when asked, average with the agreeing weights
     /// when normalising, scale by λ, add to the base.
-    static func taskArithmetic(_ x: TensorInputs, _ p: ResolvedParameters, sparsification: MergeMethod.Sparsification?, consensus: Bool,
-                               tensor: String, out: UnsafeMutablePointer<Float>) -> KeepStatistics {
+    static func taskArithmetic(_ x: TensorInputs, base: UnsafePointer<Float>, _ p: TensorParameters, sparsification: MergeMethod.Sparsification?,
+                               consensus: Bool, tensor: String, out: UnsafeMutablePointer<Float>) -> KeepStatistics {
         let n = x.count, m = x.models.count
-        let base = x.base!
-        let w = p.perModel.map { Float($0["weight"]!) }
-        let normalize = p.global["normalize"]! != 0, rescale = p.global["rescale"]! != 0
-        let lambda = Float(p.global["lambda"]!)
-        let seed = UInt64(p.global["seed"] ?? 0)
+        let w = p.weights
+        let normalize = p.normalize, rescale = p.rescale
+        let lambda = p.lambda
+        let seed = p.seed
         // Thresholds for every model, found together in two passes.
         enum Plan { case all, none, top(k: Int), band(bottom: Int, top: Int), random(Float) }
         var plans: [Plan] = []
         var requests: [RadixSelect.Request] = []
         for i in 0..<m {
-            let d = p.perModel[i]["density"] ?? 1
+            let d = p.densities[i]
             guard let s = sparsification, d < 1 else { plans.append(.all); continue }
             switch s {
             case .magnitude:
@@ -81,7 +98,7 @@ enum MergeKernels {
                 let k = max(1, Int(d * Double(n)))
                 plans.append(.top(k: k)); requests.append(.init(model: i, rank: n - k))
             case .magnitudeOutliers:
-                let target = Int(d * Double(n)), top = Int((p.perModel[i]["gamma"] ?? 0.01) * Double(n))
+                let target = Int(d * Double(n)), top = Int(p.gammas[i] * Double(n))
                 let bottom = max(0, n - target - top)
                 if target == 0 { plans.append(.none); continue }
                 plans.append(.band(bottom: bottom, top: min(n - 1, bottom + target - 1)))
@@ -186,8 +203,8 @@ enum MergeKernels {
 
     /// Spherical interpolation from the base (t = 0) to the other model (t = 1), over the whole
     /// tensor; linear when the two are (anti)parallel (|cos| > 0.9995), as mergekit.
-    static func slerp(_ x: TensorInputs, t: Double, out: UnsafeMutablePointer<Float>) {
-        let a = x.base!, b = x.models[0], n = x.count
+    static func slerp(_ x: TensorInputs, base a: UnsafePointer<Float>, t: Double, out: UnsafeMutablePointer<Float>) {
+        let b = x.models[0], n = x.count
         var na = 0.0, nb = 0.0
         for j in 0..<n { na += Double(a[j]) * Double(a[j]); nb += Double(b[j]) * Double(b[j]) }
         na = na.squareRoot(); nb = nb.squareRoot()
@@ -208,8 +225,8 @@ enum MergeKernels {
 
     /// Model Stock (Jang et al. 2024): interpolate between the base and the models' average by
     /// t = k·cos/(1 + (k−1)·cos), cos the mean pairwise cosine of the models' offsets.
-    static func modelStock(_ x: TensorInputs, out: UnsafeMutablePointer<Float>) {
-        let base = x.base!, m = x.models.count, n = x.count
+    static func modelStock(_ x: TensorInputs, base: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let m = x.models.count, n = x.count
         var cosines: [Double] = []
         for i in 0..<m {
             for k in (i + 1)..<m {
