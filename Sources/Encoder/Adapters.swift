@@ -17,6 +17,21 @@ public struct LoRAWeights: @unchecked Sendable {
         packedA = PackedWeights(a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: a.shape.dims[0], k: a.shape.dims[1])
         packedB = PackedWeights(b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: b.shape.dims[0], k: b.shape.dims[1])
     }
+
+    /// Adds the update as a dense matrix, w += scale·B·A, to the out×in row-major `w` (merging
+    /// the adapter into a copy of the weight, or materialising it as a task vector).
+    public func add(into w: UnsafeMutablePointer<Float>) {
+        let (n, k, r) = (b.shape.dims[0], a.shape.dims[1], rank)
+        GEMM.sgemm(m: n, n: k, k: r, alpha: scale, a: b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), lda: r,
+                   b: a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: k, beta: 1, c: w, ldc: k)
+    }
+
+    /// The update as a dense out×in matrix, scale·B·A.
+    public func dense() -> [Float] {
+        var d = [Float](repeating: 0, count: b.shape.dims[0] * a.shape.dims[1])
+        d.withUnsafeMutableBufferPointer { if let p = $0.baseAddress { add(into: p) } }
+        return d
+    }
 }
 
 /// A LoRA adapter: low-rank updates by canonical linear path (e.g.

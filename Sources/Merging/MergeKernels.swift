@@ -40,13 +40,6 @@ public struct KeepStatistics: Sendable {
 }
 
 enum MergeKernels {
-    /// FNV-1a of the tensor name: a stable per-tensor stream id for seeded DARE masks.
-    static func streamID(_ name: String) -> UInt64 {
-        var h: UInt64 = 0xcbf29ce484222325
-        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-        return h
-    }
-
     /// Counter-based uniform in [0, 1): the same value for (seed, model, tensor, index) on any
     /// thread count.
     @inline(__always)
@@ -115,7 +108,7 @@ enum MergeKernels {
             case .none: return .none
             case .top: next += 1; return .band(lo: values[next - 1], hi: .infinity)
             case .band: next += 2; return .band(lo: values[next - 2], hi: values[next - 1])
-            case .random(let d): return .random(density: d, key: seed ^ streamID(tensor) ^ (UInt64(i + 1) << 56))
+            case .random(let d): return .random(density: d, key: seed ^ StableHash.fnv1a(tensor) ^ (UInt64(i + 1) << 56))
             }
         }
         @inline(__always) func kept(_ k: Keep, _ j: Int, _ delta: Float) -> Bool {

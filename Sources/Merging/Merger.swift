@@ -134,14 +134,7 @@ public enum Merger {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"],
                                     to: (dir as NSString).appendingPathComponent("model.safetensors"))
-        let from = recipe.baseModel ?? recipe.models[0].path
-        for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
-                  "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling"] {
-            let src = (from as NSString).appendingPathComponent(f), dst = (dir as NSString).appendingPathComponent(f)
-            guard FileManager.default.fileExists(atPath: src) else { continue }
-            try? FileManager.default.removeItem(atPath: dst)
-            try FileManager.default.copyItem(atPath: src, toPath: dst)
-        }
+        try ModelFolder.copySideFiles(from: recipe.baseModel ?? recipe.models[0].path, to: dir)
         return report
     }
 }
