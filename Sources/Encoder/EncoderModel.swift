@@ -1,10 +1,11 @@
 import Foundation
 import Formats
+import Synchronization
 import Tensors
 
 /// A BERT-family encoder whose weights are views of a memory-mapped checkpoint. The base file
 /// is never rewritten: adapters patch copies of only the tensors they touch (`AdapterSet`).
-public final class EncoderModel: @unchecked Sendable {
+public final class EncoderModel: Sendable {
     public let directory: String
     public let config: HFConfig
     public let architecture: Architecture
@@ -16,10 +17,8 @@ public final class EncoderModel: @unchecked Sendable {
     let layerPaths: [(linear: [String], attentionNorm: String, outputNorm: String)]
     private let source: WeightSource
     /// Base linear weights packed for the forward pass, on first use.
-    private var packed: [String: PackedWeights] = [:]
-    private let packLock = NSLock()
-    private var cachedHash: String?
-    private let hashLock = NSLock()
+    private let packed = Mutex<[String: PackedWeights]>([:])
+    private let cachedHash = Mutex<String?>(nil)
 
     public var hidden: Int { config.hiddenSize }
     public var heads: Int { config.numAttentionHeads }
@@ -58,24 +57,24 @@ public final class EncoderModel: @unchecked Sendable {
     /// The base weight `name` (a linear layer's n×k) packed for `PackedWeights.linear`; packed
     /// once, on first use, and kept.
     func packedBase(_ name: String) -> PackedWeights {
-        packLock.lock(); defer { packLock.unlock() }
-        if let p = packed[name] { return p }
-        // Names come from `layerPaths`, built from the architecture table that `bind` checked
-        // every expected tensor against, so the lookup cannot fail for any checkpoint.
-        let w = weights[name]!
-        let p = PackedWeights(w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: w.shape.dims[0], k: w.shape.dims[1])
-        packed[name] = p
-        return p
+        packed.withLock { cache in
+            if let p = cache[name] { return p }
+            let dims = weights[name]?.shape.dims ?? []
+            let p = PackedWeights(weight(name), n: dims[0], k: dims[1])  // `weight` holds the invariant: a bound 2-D linear weight
+            cache[name] = p
+            return p
+        }
     }
 
     /// The content hash of the base's checkpoint (docs/FORMAT.md), computed once on demand:
     /// deltas record it and are refused on another base.
     public func contentHash() throws -> String {
-        hashLock.lock(); defer { hashLock.unlock() }
-        if let h = cachedHash { return h }
-        let h = try AlloyFile.contentHash(of: source)
-        cachedHash = h
-        return h
+        try cachedHash.withLock { cached in
+            if let h = cached { return h }
+            let h = try AlloyFile.contentHash(of: source)
+            cached = h
+            return h
+        }
     }
 
     /// The expected shape of every weight, by canonical name.
@@ -116,8 +115,8 @@ public final class EncoderModel: @unchecked Sendable {
         return out
     }
 
-    /// A bound weight by canonical name; callers pass names of `expectedShapes`, all present
-    /// after `bind` (invariant, not input).
+    /// A bound weight by canonical name; callers pass names of `expectedShapes` (built from
+    /// the architecture table), all present after `bind` checked them: an invariant, not input.
     func weight(_ name: String) -> UnsafePointer<Float> {
         weights[name]!.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
     }
