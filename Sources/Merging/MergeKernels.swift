@@ -66,7 +66,7 @@ enum MergeKernels {
     }
 
     /// Which entries of τᵢ a model keeps.
-    enum Keep { case all, none, band(lo: Float, hi: Float), random(density: Float, key: UInt64) }
+    enum Keep { case all, none, band(MagnitudeBand), random(density: Float, key: UInt64) }
 
     /// Generalized task arithmetic (mergekit `generalized_task_arithmetic.py`): sparsify each
     /// τᵢ, weight it, elect signs by mass (TIES) when asked, average with the agreeing weights
@@ -100,61 +100,71 @@ enum MergeKernels {
                 plans.append(.random(Float(d)))
             }
         }
-        let values = RadixSelect.select(requests, base: base, models: x.models, count: n)
-        var next = 0
+        let orders = MagnitudeSelect.orders(ranks: (0..<m).map { i in requests.filter { $0.model == i }.map(\.rank) },
+                                            base: base, models: x.models, count: n)
         let keeps: [Keep] = plans.enumerated().map { i, plan in
             switch plan {
             case .all: return .all
             case .none: return .none
-            case .top: next += 1; return .band(lo: values[next - 1], hi: .infinity)
-            case .band: next += 2; return .band(lo: values[next - 2], hi: values[next - 1])
+            case let .top(k):
+                guard let t = orders[i][0] else { return .all }  // every requested rank gets an order
+                return .band(MagnitudeBand(top: k, order: t, count: n))
+            case let .band(bottom, top):
+                guard let l = orders[i][0], let h = orders[i][1] else { return .all }
+                return .band(MagnitudeBand(ranks: bottom, top, low: l, high: h))
             case .random(let d): return .random(density: d, key: seed ^ StableHash.fnv1a(tensor) ^ (UInt64(i + 1) << 56))
             }
         }
-        @inline(__always) func kept(_ k: Keep, _ j: Int, _ delta: Float) -> Bool {
+        /// Whether model i keeps entry j (τ = `delta`); entries of a chunk come in index order.
+        @inline(__always) func kept(_ k: Keep, _ j: Int, _ delta: Float, _ cursor: inout MagnitudeBand.Cursor) -> Bool {
             switch k {
             case .all: return true
             case .none: return false
-            case let .band(lo, hi): let a = Swift.abs(delta); return a >= lo && a <= hi
+            case let .band(band): return band.keep(Swift.abs(delta), &cursor)
             case let .random(density, key): return uniform(key, j) < density
             }
         }
+        func cursors(_ c: Int) -> [MagnitudeBand.Cursor] {
+            keeps.map { k in if case let .band(b) = k { return b.cursor(chunk: c) }; return .init(lo: 0, hi: 0) }
+        }
+        let chunk = MagnitudeSelect.chunk, chunks = (n + chunk - 1) / chunk
         // L1 rescaling of each sparsified τᵢ (mergekit `rescaled_masked_tensor`): one pass, only when asked.
         var scale = [Float](repeating: 1, count: m)
         var stats = KeepStatistics(total: n * m)
-        let parts = 16
         if rescale, sparsification != nil {
-            var partial = [Double](repeating: 0, count: parts * m * 2)
+            var partial = [Double](repeating: 0, count: chunks * m * 2)
             partial.withUnsafeMutableBufferPointer { pb in
                 let box = UnsafeSendableBox(pb.baseAddress!)
-                Parallel.forEach(count: parts) { q in
+                Parallel.forEach(count: chunks) { c in
+                    var cur = cursors(c)
                     for i in 0..<m {
                         let k = keeps[i], model = x.models[i]
                         var b = 0.0, a = 0.0
-                        for j in (n * q / parts)..<(n * (q + 1) / parts) {
+                        for j in (c * chunk)..<min(n, (c + 1) * chunk) {
                             let d = model[j] - base[j]
                             b += Double(Swift.abs(d))
-                            if kept(k, j, d) { a += Double(Swift.abs(d)) }
+                            if kept(k, j, d, &cur[i]) { a += Double(Swift.abs(d)) }
                         }
-                        box.value[(q * m + i) * 2] = b
-                        box.value[(q * m + i) * 2 + 1] = a
+                        box.value[(c * m + i) * 2] = b
+                        box.value[(c * m + i) * 2 + 1] = a
                     }
                 }
             }
             for i in 0..<m {
                 var before = 0.0, after = 0.0
-                for q in 0..<parts { before += partial[(q * m + i) * 2]; after += partial[(q * m + i) * 2 + 1] }
+                for c in 0..<chunks { before += partial[(c * m + i) * 2]; after += partial[(c * m + i) * 2 + 1] }
                 if before >= 1e-7, after >= 1e-7 { scale[i] = Float(before / after) }
             }
         }
         stats.rescale = scale.map(Double.init)
         let weightSum = w.reduce(0, +)
         let box = UnsafeSendableBox(out)
-        var keptCounts = [Int](repeating: 0, count: parts)
+        var keptCounts = [Int](repeating: 0, count: chunks)
         keptCounts.withUnsafeMutableBufferPointer { kc in
           let kbox = UnsafeSendableBox(kc.baseAddress!)
-          Parallel.forEach(count: parts) { q in
-            let r = (n * q / parts)..<(n * (q + 1) / parts)
+          Parallel.forEach(count: chunks) { q in
+            let r = (q * chunk)..<min(n, (q + 1) * chunk)
+            var cur = cursors(q)
             var dw = [Float](repeating: 0, count: m)
             var keptHere = 0
             for j in r {
@@ -162,7 +172,7 @@ enum MergeKernels {
                 var total: Float = 0
                 for i in 0..<m {
                     let d = x.models[i][j] - b
-                    if kept(keeps[i], j, d) {
+                    if kept(keeps[i], j, d, &cur[i]) {
                         dw[i] = d * scale[i] * w[i]
                         keptHere += 1
                     } else {

@@ -134,3 +134,62 @@ final class BadRecipeTests: XCTestCase {
         XCTAssertNoThrow(try Merger.merge(try Recipe(yaml: ok, path: "\(fixtures)/ok.yaml")))
     }
 }
+
+/// The trimming selection (TIES top-k, breadcrumbs band) against a stable sort, on tensors
+/// large enough for the sampled path, with many ties at the boundaries; seeded.
+final class MagnitudeSelectTests: XCTestCase {
+    /// The kept flags of a reference: stable sort of |τ| (ascending; index order among equals).
+    func reference(_ a: [Float], first: Int, last: Int) -> [Bool] {
+        let order = a.indices.sorted { (a[$0], $0) < (a[$1], $1) }
+        var keep = [Bool](repeating: false, count: a.count)
+        for r in first...last { keep[order[r]] = true }
+        return keep
+    }
+
+    func check(n: Int, levels: Int, seed: UInt64, sigmas: Double, file: StaticString = #filePath, line: UInt = #line) {
+        var rng = SplitMix(seed: seed)
+        let base = (0..<n).map { _ in Float(Int(rng.next() % 7)) }
+        // Quantised deltas: many exact ties, also at the thresholds.
+        let model = base.map { $0 + Float(Int(rng.next() % UInt64(levels)) - levels / 2) * 0.25 }
+        let a = zip(model, base).map { abs($0 - $1) }
+        base.withUnsafeBufferPointer { b in model.withUnsafeBufferPointer { m in
+            for density in [0.2, 0.5, 0.9] {
+                // TIES: the k largest, ties lowest index first (descending stable order).
+                let k = Int(density * Double(n))
+                let desc = a.indices.sorted { (a[$0], $1) > (a[$1], $0) }.prefix(k)
+                var want = [Bool](repeating: false, count: n); for i in desc { want[i] = true }
+                let o = MagnitudeSelect.orders(ranks: [[n - k]], base: b.baseAddress!, models: [m.baseAddress!], count: n, sigmas: sigmas)
+                guard let t = o[0][0] else { return XCTFail("no order", file: file, line: line) }
+                XCTAssertEqual(got(MagnitudeBand(top: k, order: t, count: n), a), want, "top \(k) of \(n)", file: file, line: line)
+                // Breadcrumbs: ascending ranks [bottom, bottom + target).
+                let target = k, top = Int(0.05 * Double(n)), bottom = max(0, n - target - top)
+                let last = min(n - 1, bottom + target - 1)
+                let ob = MagnitudeSelect.orders(ranks: [[bottom, last]], base: b.baseAddress!, models: [m.baseAddress!], count: n, sigmas: sigmas)
+                guard let l = ob[0][0], let h = ob[0][1] else { return XCTFail("no order", file: file, line: line) }
+                XCTAssertEqual(got(MagnitudeBand(ranks: bottom, last, low: l, high: h), a), reference(a, first: bottom, last: last),
+                               "band \(bottom)...\(last) of \(n)", file: file, line: line)
+            }
+        } }
+    }
+
+    func got(_ band: MagnitudeBand, _ a: [Float]) -> [Bool] {
+        var out = [Bool](repeating: false, count: a.count)
+        for c in 0..<((a.count + MagnitudeSelect.chunk - 1) / MagnitudeSelect.chunk) {
+            var cur = band.cursor(chunk: c)
+            for j in (c * MagnitudeSelect.chunk)..<min(a.count, (c + 1) * MagnitudeSelect.chunk) { out[j] = band.keep(a[j], &cur) }
+        }
+        XCTAssertEqual(out.filter { $0 }.count, out.filter { $0 }.count)
+        return out
+    }
+
+    func testSampledSelectionKeepsExactlyMergekitsEntries() {
+        check(n: 140_003, levels: 9, seed: 1, sigmas: 4)        // sampled path, heavy ties
+        check(n: 70_000, levels: 100_001, seed: 2, sigmas: 4)  // sampled path, few ties
+        check(n: 20_000, levels: 9, seed: 3, sigmas: 4)         // small tensor: sorted copy
+    }
+
+    func testFallbackWhenTheSampleMissesGivesTheSameEntries() {
+        check(n: 70_001, levels: 9, seed: 4, sigmas: 0)
+        check(n: 66_000, levels: 1_000_001, seed: 5, sigmas: 0)
+    }
+}
