@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Formats
+import Store
 import Tensors
 
 struct Inspect: ParsableCommand {
@@ -18,35 +19,48 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
+    struct TensorJSON: Encodable {
+        let name: String, dtype: String, shape: [Int]
+        var codec: String? = nil, storedBytes: Int? = nil, chunks: Int? = nil
+        enum CodingKeys: String, CodingKey { case name, dtype, shape, codec, chunks, storedBytes = "stored_bytes" }
+    }
+    struct FileJSON: Encodable {
+        let format: String, parameters: Int, bytes: Int
+        var files: Int? = nil, rawBytes: Int? = nil, kind: String? = nil, contentSHA256: String? = nil, architecture: String? = nil
+        let tensors: [TensorJSON]
+        enum CodingKeys: String, CodingKey {
+            case format, parameters, bytes, files, kind, architecture, tensors, rawBytes = "raw_bytes", contentSHA256 = "content_sha256"
+        }
+        // Absent optionals are written as null, as before: a reader sees every field.
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(format, forKey: .format); try c.encode(parameters, forKey: .parameters); try c.encode(bytes, forKey: .bytes)
+            try c.encode(tensors, forKey: .tensors)
+            if format == "alloy" {
+                try c.encode(rawBytes, forKey: .rawBytes); try c.encode(kind, forKey: .kind); try c.encode(contentSHA256, forKey: .contentSHA256)
+            } else {
+                try c.encodeIfPresent(files, forKey: .files); try c.encodeIfPresent(architecture, forKey: .architecture)
+            }
+        }
+    }
+
     func run() throws {
         if compare != nil || !FileManager.default.fileExists(atPath: path) { return try inspectEntry() }
         if path.hasSuffix(".alloy") { return try inspectAlloy() }
         let source = try WeightSource(path: path)
         let config = try modelConfig()
         let rows = source.entries.map { e in
-            (name: e.name, dtype: e.info.dtype, dims: e.info.shape.dims,
-             params: e.info.shape.elementCount, bytes: e.info.dataRange.count)
+            (name: e.name, dtype: e.info.dtype, dims: e.info.shape.dims, params: e.info.shape.elementCount, bytes: e.info.dataRange.count)
         }
-        let totalParams = rows.reduce(0) { $0 + $1.params }
-        let totalBytes = rows.reduce(0) { $0 + $1.bytes }
+        let totalParams = rows.reduce(0) { $0 + $1.params }, totalBytes = rows.reduce(0) { $0 + $1.bytes }
         if json {
-            var obj: [String: Any] = [
-                "format": "safetensors",
-                "parameters": totalParams,
-                "bytes": totalBytes,
-                "files": source.files.count,
-                "tensors": rows.map { ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.dims] as [String: Any] },
-            ]
-            if let config { obj["architecture"] = config.summary }
-            print(Console.json(obj))
-            return
+            return try Console.printJSON(FileJSON(format: "safetensors", parameters: totalParams, bytes: totalBytes, files: source.files.count,
+                                                  architecture: config?.summary,
+                                                  tensors: rows.map { TensorJSON(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.dims) }))
         }
-        var table = TextTable(["tensor", "dtype", "shape", "parameters", "bytes"],
-                              align: [.left, .left, .left, .right, .right])
-        let groups = Dictionary(grouping: rows, by: { LayerGroup.of($0.name) })
-        for key in groups.keys.sorted() {
-            let members = groups[key]!.sorted { $0.name < $1.name }
-            for r in members {
+        var table = TextTable(["tensor", "dtype", "shape", "parameters", "bytes"], align: [.left, .left, .left, .right, .right])
+        for (key, members) in Dictionary(grouping: rows, by: { LayerGroup.of($0.name) }).sorted(by: { $0.key < $1.key }) {
+            for r in members.sorted(by: { $0.name < $1.name }) {
                 table.add([r.name, r.dtype.rawValue, Fmt.shape(r.dims), Fmt.int(r.params), Fmt.bytes(r.bytes)])
             }
             table.add(["  \(key.label) (\(members.count) tensors)", "", "",
@@ -55,26 +69,21 @@ struct Inspect: ParsableCommand {
         }
         table.add(["total (\(rows.count) tensors in \(source.files.count) file\(source.files.count == 1 ? "" : "s"))", "", "",
                    Fmt.int(totalParams), Fmt.bytes(totalBytes)])
-        print(table.render())
-        if let config { print("\narchitecture: \(config.summary)") }
+        Console.print(table.render())
+        if let config { Console.print("\narchitecture: \(config.summary)") }
         let dtypes = Dictionary(grouping: rows, by: \.dtype).map { "\($0.key.rawValue) \(Fmt.int($0.value.reduce(0) { $0 + $1.params }))" }
-        print("dtypes: \(dtypes.sorted().joined(separator: ", "))")
+        Console.print("dtypes: \(dtypes.sorted().joined(separator: ", "))")
     }
 
     func inspectAlloy() throws {
         let f = try AlloyFile(path: path)
-        let params = f.tensors.reduce(0) { $0 + $1.shape.elementCount }
-        let raw = f.tensors.reduce(0) { $0 + $1.rawBytes }
+        let params = f.tensors.reduce(0) { $0 + $1.shape.elementCount }, raw = f.tensors.reduce(0) { $0 + $1.rawBytes }
         let stored = f.mapping.size
         if json {
-            let obj: [String: Any] = [
-                "format": "alloy", "parameters": params, "bytes": stored, "raw_bytes": raw,
-                "kind": f.kind ?? NSNull(), "content_sha256": f.contentHash ?? NSNull(),
-                "tensors": f.tensors.map { ["name": $0.name, "dtype": $0.dtype.rawValue, "shape": $0.shape.dims,
-                                            "codec": $0.codec.description, "stored_bytes": $0.storedBytes, "chunks": $0.chunks.count] as [String: Any] },
-            ]
-            print(Console.json(obj))
-            return
+            return try Console.printJSON(FileJSON(format: "alloy", parameters: params, bytes: stored, rawBytes: raw, kind: f.kind, contentSHA256: f.contentHash,
+                                                  tensors: f.tensors.map {
+                TensorJSON(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.shape.dims, codec: $0.codec.description, storedBytes: $0.storedBytes, chunks: $0.chunks.count)
+            }))
         }
         var table = TextTable(["tensor", "dtype", "shape", "codec", "chunks", "raw", "stored", "ratio"],
                               align: [.left, .left, .left, .left, .right, .right, .right, .right])
@@ -85,8 +94,8 @@ struct Inspect: ParsableCommand {
         table.rule()
         table.add(["total (\(f.tensors.count) tensors, file incl. header)", "", "", "", "", Fmt.bytes(raw), Fmt.bytes(stored),
                    String(format: "×%.3f", Double(raw) / Double(max(1, stored)))])
-        print(table.render())
-        print("\nkind: \(f.kind ?? "?")   parameters: \(Fmt.int(params))   content sha256: \(f.contentHash ?? "?")")
+        Console.print(table.render())
+        Console.print("\nkind: \(f.kind ?? "?")   parameters: \(Fmt.int(params))   content sha256: \(f.contentHash ?? "?")")
     }
 
     /// config.json beside the weights (or in the directory), if present.
