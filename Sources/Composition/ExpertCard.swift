@@ -20,8 +20,19 @@ public struct ExpertCard: Decodable, Sendable {
     /// Reads the card at `path`.
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else { throw CompositionError.badCard(path: path, reason: "cannot read") }
-        do { self = try JSONDecoder().decode(ExpertCard.self, from: data) } catch {
-            throw CompositionError.badCard(path: path, reason: "not an expert card (an object with a \"task\" string): \(error)")
+        do { self = try JSONDecoder().decode(ExpertCard.self, from: data) } catch let e as DecodingError {
+            throw CompositionError.badCard(path: path, reason: Self.reason(e))
+        }
+    }
+
+    /// What is wrong with a card, in a user's words.
+    static func reason(_ e: DecodingError) -> String {
+        func field(_ path: [CodingKey]) -> String { path.map(\.stringValue).joined(separator: ".") }
+        switch e {
+        case .keyNotFound(let k, let c): return "missing field \"\(field(c.codingPath + [k]))\" (an expert card needs at least \"task\")"
+        case .typeMismatch(let t, let c), .valueNotFound(let t, let c): return "field \"\(field(c.codingPath))\" is not a \(t == String.self ? "string" : t == Double.self ? "number" : "\(t)")"
+        case .dataCorrupted(let c): return c.codingPath.isEmpty ? "not valid JSON" : "field \"\(field(c.codingPath))\": \(c.debugDescription)"
+        @unknown default: return "not an expert card"
         }
     }
 

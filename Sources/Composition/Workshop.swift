@@ -75,6 +75,7 @@ public struct Workshop: @unchecked Sendable {
     /// A recipe whose models may be store entries (materialised once in the store's cache).
     public func recipe(_ path: String) throws -> Recipe {
         try Recipe(path: path) { ref in
+            guard locator.storeExists else { return nil }   // the recipe then reports the missing model
             let s = try locator.open()
             return try s.materialize(try s.resolve(ref))
         }
