@@ -8,8 +8,7 @@ import Tensors
 /// The application layer under the CLI: loads the base encoder, experts, adapters, recipes and
 /// compositions named on a command line (paths or store references) and builds encoder
 /// variants and workbenches from them.
-public struct Workshop: @unchecked Sendable {
-    // @unchecked: SentenceEncoder is immutable after loading (as Workbench and Variant assume).
+public struct Workshop {
     public let locator: ModelLocator
     public let encoder: SentenceEncoder
 
