@@ -222,6 +222,8 @@ struct CheckoutCache {
             if let link = r.link {
                 guard let t = try? fm.destinationOfSymbolicLink(atPath: p) else { return .incomplete("\(r.path) is missing") }
                 guard t == link else { return .incomplete("\(r.path) links to \(t), not \(link)") }
+                // A link made in another place (a store copied or moved) points outside this store.
+                guard t.hasPrefix(blobs.dir + "/") else { return .incomplete("\(r.path) links outside this store's blobs (\(t))") }
                 guard fm.fileExists(atPath: t) else { return .incomplete("\(r.path) links to a missing blob \(t)") }
                 continue
             }

@@ -157,11 +157,14 @@ final class StoreCrashTests: XCTestCase {
     /// `alloy verify`, and with the later commands that read the base.
     func testEveryStoreCommandKilledAtRandomMomentsLeavesAUsableStore() throws {
         let started = Date()
-        let root = NSTemporaryDirectory() + "alloy-crash-all-\(UInt32.random(in: 0...UInt32.max))"
-        let src = root + "-src"
-        defer { try? FileManager.default.removeItem(atPath: src) }
+        let top = NSTemporaryDirectory() + "alloy-crash-all-\(UInt32.random(in: 0...UInt32.max))"
+        let src = top + "/src"
+        defer { try? FileManager.default.removeItem(atPath: top) }
         // The seeded store: a base, a fine-tune (task vector) and a LoRA, imported in process.
-        let store = try Store(root: root)
+        // Each command gets a copy of it, so that verify re-reads a small store.
+        let template = top + "/template"
+        var root = template
+        var store = try Store(root: template)
         try Bert.write(src + "/base", seed: 0)
         try Bert.write(src + "/ft-check", seed: 99, noise: 0.002)
         try Bert.writeLoRA(src + "/lora-seed", seed: 0)
@@ -212,7 +215,11 @@ final class StoreCrashTests: XCTestCase {
         var rng = SplitMix(seed: 14)
         var tallies: [String: Tally] = [:]
         var checkSeconds = 0.0, prepareSeconds = 0.0, verifySeconds = 0.0
+        _ = try store.collectGarbage()
         for (c, command) in commands.enumerated() {
+            root = top + "/store-\(c)"
+            do { try FileManager.default.copyItem(atPath: template, toPath: root) } catch { return XCTFail("cannot copy the seeded store: \(error)") }
+            store = try Store(root: root)
             // One uninterrupted run times the command (and shows that it works).
             let warm = try run(try command.prepare(1000 + c), store: root)
             XCTAssertEqual(warm.status, 0, "\(command.name) fails even without a kill: \(warm.stderr)")
@@ -248,7 +255,7 @@ final class StoreCrashTests: XCTestCase {
                 // what issue 14 caught); one per trial, in turn, after the others (to stay
                 // within ~2 minutes), so that each command's 5 trials see all four.
                 let c0 = Date()
-                let out = root + "-out-\(trial)"
+                let out = top + "/out-\(trial)"
                 defer { try? FileManager.default.removeItem(atPath: out) }
                 let checks: [[String]] = [
                     ["verify"],
@@ -279,6 +286,5 @@ final class StoreCrashTests: XCTestCase {
         _ = try store.gc()
         let final = try store.verify()
         XCTAssertTrue(final.ok && final.leftovers.isEmpty && final.incompleteCaches.isEmpty, "\(final)")
-        try? FileManager.default.removeItem(atPath: root)
     }
 }
