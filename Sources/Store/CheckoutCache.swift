@@ -123,7 +123,7 @@ struct CheckoutCache {
         if state(dest, digest: digest, deep: false) == .complete { return dest }
         if FileManager.default.fileExists(atPath: dest) || isSymlink(dest) { try discard(dest) }
         if let code = FileSystem.move(tmp, dest) {
-            throw StoreError.io(path: dest, reason: "cannot move the cache folder into place: \(String(cString: strerror(code)))")
+            throw StoreError.io(path: dest, reason: "cannot move the cache folder into place: \(FileSystem.describe(code))")
         }
         FileSystem.fsyncDirectory(dir)
         return dest
@@ -246,8 +246,8 @@ struct CheckoutCache {
     func discard(_ path: String) throws {
         let trash = (tmpDir as NSString).appendingPathComponent("trash-\(FileSystem.pid)-\(UInt32.random(in: 0...UInt32.max))")
         if let code = FileSystem.move(path, trash) {
-            if code == ENOENT { return }   // already gone (another process moved it)
-            throw StoreError.io(path: path, reason: "cannot move the folder aside to delete it: \(String(cString: strerror(code)))")
+            if FileSystem.isMissing(code) { return }   // already gone (another process moved it)
+            throw StoreError.io(path: path, reason: "cannot move the folder aside to delete it: \(FileSystem.describe(code))")
         }
         FileSystem.fsyncDirectory((path as NSString).deletingLastPathComponent)
         removeTree(trash)
@@ -279,8 +279,8 @@ struct CheckoutCache {
             for k in keys() {
                 let trash = (tmpDir as NSString).appendingPathComponent("trash-\(FileSystem.pid)-\(UInt32.random(in: 0...UInt32.max))")
                 if let code = FileSystem.move(path(k), trash) {
-                    if code == ENOENT { continue }
-                    throw StoreError.io(path: path(k), reason: "cannot move the cache folder aside to delete it: \(String(cString: strerror(code)))")
+                    if FileSystem.isMissing(code) { continue }
+                    throw StoreError.io(path: path(k), reason: "cannot move the cache folder aside to delete it: \(FileSystem.describe(code))")
                 }
                 moved.append(trash)
             }

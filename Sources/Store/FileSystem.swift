@@ -33,8 +33,11 @@ enum FileSystem {
         return errno
     }
 
-    /// Whether `code` is the errno of renaming a folder onto a non-empty folder.
-    static func isNotEmpty(_ code: Int32) -> Bool { code == ENOTEMPTY || code == EEXIST }
+    /// The text of an errno value.
+    static func describe(_ code: Int32) -> String { String(cString: strerror(code)) }
+
+    /// Whether `code` is the errno of a path that does not exist.
+    static func isMissing(_ code: Int32) -> Bool { code == ENOENT }
 
     /// Whether a process with id `pid` exists (a temp folder named after a live process is
     /// still being written). A reused pid only keeps a leftover one `gc` longer.
