@@ -81,10 +81,10 @@ struct CheckoutCache {
         switch item.entry.kind {
         case .base:
             let w = try blobs.open(item, role: "weights")
-            try SafetensorsWriter.write(try w.names.map { ($0, try blobs.tensor(w, $0, item: item, role: "weights")) },
-                                        metadata: w.safetensorsMetadata, to: at("model.safetensors"))
+            try Exporter.write(try w.names.map { ($0, try blobs.tensor(w, $0, item: item, role: "weights")) },
+                               metadata: w.safetensorsMetadata, to: at("model.safetensors"), ref: item.ref)
         case .lora:
-            try SafetensorsWriter.write(try blobs.tensors(item, role: "weights"), to: at("adapter_model.safetensors"))
+            try Exporter.write(try blobs.tensors(item, role: "weights"), to: at("adapter_model.safetensors"), ref: item.ref)
         case .sparse, .taskVector, .merged:
             let w = try blobs.open(item, role: "weights")
             do { try FileManager.default.createSymbolicLink(atPath: at("delta.alloy"), withDestinationPath: w.path) } catch {
@@ -95,7 +95,7 @@ struct CheckoutCache {
         }
         if item.blobs["head"] != nil || item.entry.kind == .head {
             let role = item.entry.kind == .head ? "weights" : "head"
-            try SafetensorsWriter.write(try blobs.tensors(item, role: role), to: at("head.safetensors"))
+            try Exporter.write(try blobs.tensors(item, role: role), to: at("head.safetensors"), ref: item.ref)
         }
         for (rel, bytes) in try blobs.files(of: item) { try put(rel, bytes) }
         if let card = try blobs.card(of: item) { try put("card.json", card) }

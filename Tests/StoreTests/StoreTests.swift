@@ -1,4 +1,5 @@
 import XCTest
+import Synchronization
 import Foundation
 @testable import Store
 import Encoder
@@ -319,6 +320,24 @@ final class StoreCacheTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dead))
         XCTAssertTrue(FileManager.default.fileExists(atPath: live))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: s.cacheDir), [])
+    }
+
+    /// Four threads checking out one entry at once (each builds; the first rename wins, the
+    /// others see a complete folder under cache.lock): one folder, complete, nothing left in tmp/.
+    func testConcurrentCheckoutsPublishOneCompleteFolder() throws {
+        let s = try storeWithFineTune()
+        _ = try s.collectGarbage()
+        let base = try s.resolve("tiny")
+        let paths = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            if let p = try? s.checkout(base) { paths.withLock { $0.append(p) } }
+        }
+        let got = paths.withLock { $0 }
+        XCTAssertEqual(got.count, 4)
+        XCTAssertEqual(Set(got), [s.cacheDir + "/" + base.entry.digest])
+        XCTAssertEqual(s.cache.state(got[0], digest: base.entry.digest, deep: true), .complete)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: s.tmpDir), [])
+        XCTAssertTrue(try s.verify().leftovers.isEmpty)
     }
 
     /// The library never prints: a busy lock is announced through the callback.
