@@ -1,4 +1,3 @@
-import Encoder
 import Foundation
 import Formats
 import Tensors
@@ -13,109 +12,60 @@ public enum ExportFormat: String, CaseIterable, Sendable {
     case safetensors
 }
 
-extension Store {
-    // MARK: checkout
-
-    /// A folder the runtime can read for `item`, materialised once under `cache/` and reused:
-    /// a base as an HF model folder, a LoRA as a PEFT folder, a delta as `delta.alloy` (a link
-    /// to its blob) with `head.safetensors` and `card.json`.
-    public func checkout(_ item: StoredItem) throws -> String {
-        let dest = (cacheDir as NSString).appendingPathComponent(item.entry.digest)
-        if FileManager.default.fileExists(atPath: dest) { return dest }
-        let tmp = (tmpDir as NSString).appendingPathComponent("checkout-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        let fm = FileManager.default
-        do { try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true) } catch {
-            throw StoreError.io(path: tmp, reason: error.localizedDescription)
-        }
-        defer { try? fm.removeItem(atPath: tmp) }
-        func put(_ rel: String, _ bytes: [UInt8]) throws {
-            let p = (tmp as NSString).appendingPathComponent(rel)
-            try? fm.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try AtomicFile.write(bytes, to: p)
-        }
-        switch item.entry.kind {
-        case .base:
-            let w = try open(item, role: "weights")
-            try SafetensorsWriter.write(try w.names.map { ($0, try tensor(w, $0, item: item, role: "weights")) },
-                                        metadata: w.safetensorsMetadata, to: (tmp as NSString).appendingPathComponent("model.safetensors"))
-        case .lora:
-            let w = try open(item, role: "weights")
-            try SafetensorsWriter.write(try w.names.map { ($0, try tensor(w, $0, item: item, role: "weights")) },
-                                        to: (tmp as NSString).appendingPathComponent("adapter_model.safetensors"))
-        case .sparse, .taskVector, .merged:
-            let w = try open(item, role: "weights")
-            try fm.createSymbolicLink(atPath: (tmp as NSString).appendingPathComponent("delta.alloy"), withDestinationPath: w.path)
-        case .head:
-            break
-        }
-        if item.blobs["head"] != nil || item.entry.kind == .head {
-            let role = item.entry.kind == .head ? "weights" : "head"
-            let h = try open(item, role: role)
-            try SafetensorsWriter.write(try h.names.map { ($0, try tensor(h, $0, item: item, role: role)) },
-                                        to: (tmp as NSString).appendingPathComponent("head.safetensors"))
-        }
-        for (rel, bytes) in try files(of: item) { try put(rel, bytes) }
-        if let card = try cardBytes(item) { try put("card.json", card) }
-        Self.fsyncDirectory(tmp)
-        if rename(tmp, dest) != 0 && !fm.fileExists(atPath: dest) {
-            throw StoreError.io(path: dest, reason: "cannot move the checkout into place: \(String(cString: strerror(errno)))")
-        }
-        return dest
-    }
-
-    func cardBytes(_ item: StoredItem) throws -> [UInt8]? {
-        guard item.blobs["card"] != nil else { return nil }
-        let f = try open(item, role: "card")
-        return Array(try tensor(f, "card.json", item: item, role: "card").rawBytes)
-    }
+/// Writes entries out: `export` in each format, and the dense delta (LoRA: scale·B·A) that
+/// export, merges and statistics read. Reads blobs and checkouts; never writes the store.
+struct Exporter {
+    let catalog: Catalog
+    let blobs: BlobStore
+    let cache: CheckoutCache
 
     /// The base entry of a delta.
-    public func base(of item: StoredItem) throws -> StoredItem {
+    func base(of item: StoredItem) throws -> StoredItem {
         guard let id = item.entry.baseID else { throw StoreError.unsupported(ref: item.ref, reason: "has no base recorded") }
-        return try db.read { try self.item($0, id: id) }
+        return try catalog.item(id: id)
     }
 
     // MARK: dense deltas
 
     /// The delta of `item` as dense F32 values per base tensor name (LoRA: scale·B·A), in the
     /// base's tensor order; tensors the delta does not touch are absent.
-    public func denseDelta(_ item: StoredItem) throws -> [(name: String, values: [Float], shape: Shape)] {
+    func denseDelta(_ item: StoredItem) throws -> [(name: String, values: [Float], shape: Shape)] {
         guard item.entry.kind.isDelta else { throw StoreError.unsupported(ref: item.ref, reason: "is a \(item.entry.kind.rawValue), not a delta") }
         let base = try self.base(of: item)
-        let baseDir = try checkout(base)
-        let baseWeights = try WeightSource(path: baseDir)
-        let model = try EncoderModel(directory: baseDir)
-        var byCanonical: [String: String] = [:]
-        for n in baseWeights.names { byCanonical[model.architecture.canonical(n)] = n }
+        let layout = try BaseLayout(base: base, blobs: blobs)
         var out: [String: ([Float], Shape)] = [:]
         if item.entry.kind == .lora {
-            let adapter = try LoRAAdapter(peft: try checkout(item), for: model)
-            for (path, l) in adapter.layers {
-                guard let name = byCanonical[path + ".weight"], let info = baseWeights.info(name) else { continue }
-                let (outDim, inDim) = (info.shape.dims[0], info.shape.dims[1])
+            let peft: PEFTAdapter
+            do { peft = try PEFTAdapter(directory: try cache.checkout(item)) } catch let e as PEFTError {
+                throw StoreError.corruptBlob(ref: item.ref, role: "weights", reason: e.reason)
+            }
+            try layout.checkLoRA(peft, source: item.ref)
+            for m in peft.modules {
+                // checkLoRA guarantees a base matrix of B's rows × A's columns for each module.
+                guard let name = layout.baseName(m.path + ".weight"), let shape = layout.shapes[name] else { continue }
+                let (outDim, inDim, rank) = (shape.dims[0], shape.dims[1], m.a.shape.dims[0])
                 var d = [Float](repeating: 0, count: outDim * inDim)
-                try l.b.withFloats { b in try l.a.withFloats { a in
-                    GEMM.sgemm(m: outDim, n: inDim, k: l.rank, alpha: l.scale, a: b.baseAddress!, lda: l.rank,
-                               b: a.baseAddress!, ldb: inDim, c: &d, ldc: inDim)
+                try m.b.withFloats { b in try m.a.withFloats { a in
+                    guard let bp = b.baseAddress, let ap = a.baseAddress else { return }
+                    GEMM.sgemm(m: outDim, n: inDim, k: rank, alpha: m.scale, a: bp, lda: rank, b: ap, ldb: inDim, c: &d, ldc: inDim)
                 } }
-                out[name] = (d, info.shape)
+                out[name] = (d, shape)
             }
         } else {
-            let w = try open(item, role: "weights")
+            let w = try blobs.open(item, role: "weights")
             for n in w.names {
-                guard let name = byCanonical[model.architecture.canonical(n)] else { continue }
-                let t = try tensor(w, n, item: item, role: "weights")
+                guard let name = layout.baseName(n) else { continue }
+                let t = try blobs.tensor(w, n, item: item, role: "weights")
                 out[name] = (try t.floats(), t.shape)
             }
         }
-        return baseWeights.names.compactMap { n in out[n].map { (n, $0.0, $0.1) } }
+        return layout.names.compactMap { n in out[n].map { (n, $0.0, $0.1) } }
     }
 
     // MARK: export
 
     /// Writes `item` to `out` in `format`; returns the files written.
-    @discardableResult
-    public func export(_ item: StoredItem, format: ExportFormat, to out: String) throws -> [String] {
+    func export(_ item: StoredItem, format: ExportFormat, to out: String) throws -> [String] {
         let fm = FileManager.default
         func dirFile(_ rel: String) throws -> String {
             try fm.createDirectory(atPath: ((out as NSString).appendingPathComponent(rel) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -128,21 +78,21 @@ extension Store {
             if out.hasSuffix(".safetensors") { try? fm.createDirectory(atPath: (out as NSString).deletingLastPathComponent, withIntermediateDirectories: true) }
             var tensors: [(String, Tensor)] = []
             for role in ["weights", "head"] where item.blobs[role] != nil {
-                let f = try open(item, role: role)
-                tensors += try f.names.map { ($0, try tensor(f, $0, item: item, role: role)) }
+                let f = try blobs.open(item, role: role)
+                tensors += try f.names.map { ($0, try blobs.tensor(f, $0, item: item, role: role)) }
             }
-            try SafetensorsWriter.write(tensors, to: path)
+            try Self.write(tensors, to: path, ref: item.ref)
             written.append(path)
         case .peft:
             guard item.entry.kind == .lora else {
                 throw StoreError.unsupported(ref: item.ref, reason: "is a \(item.entry.kind.rawValue); only LoRA entries export as PEFT folders (export --format hf, then `alloy extract-lora`)")
             }
-            let w = try open(item, role: "weights")
+            let w = try blobs.open(item, role: "weights")
             let p = try dirFile("adapter_model.safetensors")
-            try SafetensorsWriter.write(try w.names.map { ($0, try tensor(w, $0, item: item, role: "weights")) }, to: p)
+            try Self.write(try w.names.map { ($0, try blobs.tensor(w, $0, item: item, role: "weights")) }, to: p, ref: item.ref)
             written.append(p)
-            for (rel, bytes) in try files(of: item) { let fp = try dirFile(rel); try AtomicFile.write(bytes, to: fp); written.append(fp) }
-            if let card = try cardBytes(item) { let fp = try dirFile("card.json"); try AtomicFile.write(card, to: fp); written.append(fp) }
+            for (rel, bytes) in try blobs.files(of: item) { let fp = try dirFile(rel); try AtomicFile.write(bytes, to: fp); written.append(fp) }
+            if let card = try blobs.card(of: item) { let fp = try dirFile("card.json"); try AtomicFile.write(card, to: fp); written.append(fp) }
         case .hf:
             written = try exportHF(item, to: out, dirFile: dirFile)
         }
@@ -153,17 +103,17 @@ extension Store {
         var written: [String] = []
         if item.entry.kind == .head { throw StoreError.unsupported(ref: item.ref, reason: "a head alone is not a model; export its base with a delta") }
         let base = item.entry.kind == .base ? item : try self.base(of: item)
-        let bw = try open(base, role: "weights")
+        let bw = try blobs.open(base, role: "weights")
         var tensors: [(String, Tensor)] = []
         // The base's files, overlaid by the entry's own (a fine-tuned model's config.json).
-        var files = try self.files(of: base)
+        var files = try blobs.files(of: base)
         if item.entry.kind != .lora && item.entry.kind != .base {
-            for (rel, bytes) in try self.files(of: item) {
+            for (rel, bytes) in try blobs.files(of: item) {
                 if let i = files.firstIndex(where: { $0.0 == rel }) { files[i].1 = bytes } else { files.append((rel, bytes)) }
             }
         }
         if item.entry.kind == .base {
-            tensors = try bw.names.map { ($0, try tensor(bw, $0, item: base, role: "weights")) }
+            tensors = try bw.names.map { ($0, try blobs.tensor(bw, $0, item: base, role: "weights")) }
         } else {
             let meta = item.entry.meta
             var renamed: [String: String] = [:]
@@ -171,15 +121,21 @@ extension Store {
             var omitted = Set<String>()
             if case .array(let a)? = meta["omitted"] { for v in a { if case .string(let s) = v { omitted.insert(s) } } }
             let deltas = Dictionary(uniqueKeysWithValues: try denseDelta(item).map { ($0.name, $0.values) })
-            let exact = item.blobs["exact"] != nil ? try open(item, role: "exact") : nil
+            let exact = item.blobs["exact"] != nil ? try blobs.open(item, role: "exact") : nil
             for name in bw.names where !omitted.contains(name) {
-                let t = try tensor(bw, name, item: base, role: "weights")
+                let t = try blobs.tensor(bw, name, item: base, role: "weights")
                 guard let d = deltas[name] else { tensors.append((renamed[name] ?? name, t)); continue }
                 var v = try t.floats()
+                guard d.count == v.count else {
+                    throw StoreError.corruptBlob(ref: item.ref, role: "weights", reason: "the delta of \(name) has \(d.count) values, the base tensor \(v.count)")
+                }
                 for i in v.indices { v[i] += d[i] }
                 if let exact, exact.entry(name + ".indices") != nil {
-                    let idx = try tensor(exact, name + ".indices", item: item, role: "exact")
-                    let val = try tensor(exact, name + ".values", item: item, role: "exact").floats()
+                    let idx = try blobs.tensor(exact, name + ".indices", item: item, role: "exact")
+                    let val = try blobs.tensor(exact, name + ".values", item: item, role: "exact").floats()
+                    guard idx.dtype == .i64, idx.elementCount == val.count else {
+                        throw StoreError.corruptBlob(ref: item.ref, role: "exact", reason: "\(name): \(idx.elementCount) \(idx.dtype.rawValue) indices for \(val.count) values")
+                    }
                     let ip = idx.rawBytes.bindMemory(to: Int64.self)
                     for k in 0..<val.count {
                         let i = Int(ip[k])
@@ -191,14 +147,14 @@ extension Store {
             }
             var headTensors: [(String, Tensor)] = []
             if item.blobs["head"] != nil {
-                let h = try open(item, role: "head")
-                headTensors = try h.names.map { ($0, try tensor(h, $0, item: item, role: "head")) }
+                let h = try blobs.open(item, role: "head")
+                headTensors = try h.names.map { ($0, try blobs.tensor(h, $0, item: item, role: "head")) }
             } else if item.entry.kind == .lora {
-                let w = try open(item, role: "weights")
+                let w = try blobs.open(item, role: "weights")
                 for n in w.names where !n.contains(".lora_") {
                     var short = n.hasPrefix("base_model.model.") ? String(n.dropFirst("base_model.model.".count)) : n
                     short = short.replacingOccurrences(of: ".modules_to_save.default", with: "")
-                    headTensors.append((short, try tensor(w, n, item: item, role: "weights")))
+                    headTensors.append((short, try blobs.tensor(w, n, item: item, role: "weights")))
                 }
             }
             tensors += headTensors
@@ -206,16 +162,26 @@ extension Store {
             if item.blobs["files"] == nil || item.entry.kind == .lora, let w = headTensors.first(where: { $0.0.hasSuffix("classifier.weight") })?.1 {
                 files = try files.map { rel, bytes in
                     guard rel == "config.json" else { return (rel, bytes) }
-                    return (rel, try Self.classificationConfig(bytes, labels: Self.labels(item.entry.meta), count: w.shape.dims[0]))
+                    return (rel, try Self.classificationConfig(bytes, labels: Self.labels(item.entry.meta), count: w.shape.dims.first ?? 0))
                 }
             }
         }
         let p = try dirFile("model.safetensors")
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: p)
+        try Self.write(tensors, metadata: ["format": "pt"], to: p, ref: item.ref)
         written.append(p)
         for (rel, bytes) in files { let fp = try dirFile(rel); try AtomicFile.write(bytes, to: fp); written.append(fp) }
-        if let card = try cardBytes(item) { let fp = try dirFile("card.json"); try AtomicFile.write(card, to: fp); written.append(fp) }
+        if let card = try blobs.card(of: item) { let fp = try dirFile("card.json"); try AtomicFile.write(card, to: fp); written.append(fp) }
         return written
+    }
+
+    /// Writes a safetensors file, refusing duplicate tensor names (a delta's head naming a
+    /// tensor the base also has) instead of trapping in the writer.
+    static func write(_ tensors: [(String, Tensor)], metadata: [String: String]? = nil, to path: String, ref: String) throws {
+        var seen = Set<String>()
+        for (n, _) in tensors where !seen.insert(n).inserted {
+            throw StoreError.unsupported(ref: ref, reason: "two tensors would be named \"\(n)\" in \(path)")
+        }
+        try SafetensorsWriter.write(tensors, metadata: metadata, to: path)
     }
 
     static func labels(_ meta: JSONValue) -> [String] {

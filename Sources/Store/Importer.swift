@@ -2,7 +2,6 @@ import Crypto
 import Encoder
 import Foundation
 import Formats
-import GRDB
 import Merging
 import Tensors
 
@@ -50,17 +49,26 @@ struct PendingEntry {
     enum BlobData { case encoded(AlloyWriter.Encoded), file(String) }
 }
 
-extension Store {
+/// Turns a source on disk into a new entry: reads and checks it (shapes against the base's
+/// layout), encodes its blobs, then commits blobs and catalog row under the store lock. Owns
+/// what each source kind becomes (docs/STORE.md, "Entries").
+struct Importer {
+    let catalog: Catalog
+    let blobs: BlobStore
+    let cache: CheckoutCache
+    /// Runs its argument holding the store's exclusive lock.
+    let exclusive: (() throws -> Void) throws -> Void
+
     /// Imports `source` (an HF model directory or safetensors file, a fine-tuned model with
     /// `options.base`, a PEFT LoRA folder, a `.alloy` file, or an expert folder holding
     /// `delta.alloy` and `head.safetensors`) under `options.name`.
-    public func importSource(_ source: String, options: ImportOptions) throws -> ImportResult {
+    func importSource(_ source: String, options: ImportOptions) throws -> ImportResult {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else {
             throw StoreError.invalidSource(source: source, reason: "no such file or directory")
         }
         let base = try options.base.map { ref -> StoredItem in
-            let b = try resolve(ref)
+            let b = try catalog.resolve(ref)
             guard b.entry.kind == .base else { throw StoreError.unsupported(ref: ref, reason: "is a \(b.entry.kind.rawValue), not a base") }
             return b
         }
@@ -105,7 +113,7 @@ extension Store {
             pending = try pendingBase(source)
         }
         if let card {
-            pending.blobs.append(("card", .encoded(try Self.encodeFiles([("card.json", card.bytes)]))))
+            pending.blobs.append(("card", .encoded(try BlobStore.encodeFiles([("card.json", card.bytes)]))))
             if let labels = card.json["labels"] { pending.metadata.append(("labels", labels)) }
         }
         pending.task = options.task ?? { if case .string(let t)? = card?.json["task"] { return t }; return nil }()
@@ -130,6 +138,34 @@ extension Store {
         return (Array(data), v)
     }
 
+    /// Reads the files the store keeps beside weights: HF configs, tokenizer, pooling, cards.
+    static func collectFiles(in dir: String, extra: [String] = []) throws -> [(String, [UInt8])] {
+        let fm = FileManager.default
+        var out: [(String, [UInt8])] = []
+        let wanted = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                      "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json",
+                      "adapter_config.json", "card.json", "README.md"] + extra
+        for rel in wanted {
+            let p = (dir as NSString).appendingPathComponent(rel)
+            if let d = fm.contents(atPath: p) { out.append((rel, Array(d))) }
+        }
+        return out
+    }
+
+    /// Stores a merge result (an HF folder written by the merge engine) as a `merged` entry:
+    /// a lossless task vector over `base`, with the recipe and its parents as lineage.
+    func importMerged(_ dir: String, name: String, base: StoredItem, parents: [(item: StoredItem, weight: Double?)],
+                      method: String, recipe: String, tags: [String]) throws -> ImportResult {
+        var o = ImportOptions(name: name)
+        o.force = true   // a merge of distant experts may move far from the base; that is the user's recipe
+        var p = try pendingFineTuned(dir, base: base, options: o)
+        p.kind = .merged
+        p.metadata += [("method", .string(method)), ("recipe", .string(recipe))]
+        p.parents.append((base, "base", nil))
+        for (item, w) in parents where item.entry.id != base.entry.id { p.parents.append((item, "merge", w)) }
+        return try commit(p, name: name, tags: tags, source: "alloy merge (\(method))")
+    }
+
     static func encodeTensors(_ f: SafetensorsFile, kind: String) throws -> AlloyWriter.Encoded {
         let inputs = try f.names.map { n -> AlloyWriter.Input in
             let t = try f.tensor(n)
@@ -143,13 +179,11 @@ extension Store {
     func pendingBase(_ source: String) throws -> PendingEntry {
         let w = try WeightSource(path: source)
         let enc = try AlloyFile.pack(w, kind: "base")
-        var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: source, isDirectory: &isDir)
-        let files = isDir.boolValue ? try Self.collectFiles(in: source) : []
+        let files = FileManager.default.isDirectory(source) ? try Self.collectFiles(in: source) : []
         let content = enc.contentHash
         var p = PendingEntry(kind: .base, contentSHA256: content, parameters: w.entries.reduce(0) { $0 + $1.info.shape.elementCount },
                              rawBytes: w.entries.reduce(0) { $0 + $1.info.dataRange.count }, blobs: [("weights", .encoded(enc))])
-        if !files.isEmpty { p.blobs.append(("files", .encoded(try Self.encodeFiles(files.filter { $0.0 != "card.json" })))) }
+        if !files.isEmpty { p.blobs.append(("files", .encoded(try BlobStore.encodeFiles(files.filter { $0.0 != "card.json" })))) }
         if !files.contains(where: { $0.0 == "config.json" }) {
             p.notes.append("no config.json beside the weights: the runtime cannot load this base; import the HF model folder instead")
         }
@@ -157,25 +191,23 @@ extension Store {
     }
 
     func pendingLoRA(_ dir: String, base: StoredItem) throws -> PendingEntry {
-        let model = try EncoderModel(directory: try checkout(base))
-        // Loading through the runtime checks every module against the base's shapes.
-        let adapter: LoRAAdapter
-        do { adapter = try LoRAAdapter(peft: dir, for: model) } catch let e as EncoderError {
-            if case .shapeMismatch(_, let t, let exp, let found) = e { throw StoreError.shapeMismatch(source: dir, tensor: t, expected: exp, found: found) }
-            throw StoreError.invalidSource(source: dir, reason: "\(e)")
+        let peft: PEFTAdapter
+        do { peft = try PEFTAdapter(directory: dir) } catch let e as PEFTError {
+            throw StoreError.invalidSource(source: dir, reason: e.reason)
         }
+        // Every module against the base's shapes, named on mismatch.
+        try BaseLayout(base: base, blobs: blobs).checkLoRA(peft, source: dir)
         let file = try SafetensorsFile(path: (dir as NSString).appendingPathComponent("adapter_model.safetensors"))
         let enc = try Self.encodeTensors(file, kind: "lora")
         let files = try Self.collectFiles(in: dir).filter { $0.0 == "adapter_config.json" || $0.0 == "README.md" }
-        let peft = try PEFTAdapter(directory: dir)
-        let ranks = Set(adapter.layers.values.map(\.rank)).sorted()
+        let ranks = Set(peft.modules.map { $0.a.shape.dims[0] }).sorted()
         return PendingEntry(kind: .lora, base: base, baseSHA256: base.entry.contentSHA256,
                             contentSHA256: enc.contentHash,
                             parameters: file.tensors.reduce(0) { $0 + $1.shape.elementCount }, rawBytes: file.tensors.reduce(0) { $0 + $1.dataRange.count },
                             metadata: [("rank", .integer(peft.rank)), ("ranks", .array(ranks.map { .integer($0) })), ("alpha", .number(peft.alpha)),
-                                       ("rslora", .bool(peft.useRSLoRA)), ("targets", .integer(adapter.layers.count)),
+                                       ("rslora", .bool(peft.useRSLoRA)), ("targets", .integer(peft.modules.count)),
                                        ("modules_to_save", .array(peft.modulesToSave.map { .string($0) }))],
-                            blobs: [("weights", .encoded(enc)), ("files", .encoded(try Self.encodeFiles(files)))])
+                            blobs: [("weights", .encoded(enc)), ("files", .encoded(try BlobStore.encodeFiles(files)))])
     }
 
     func pendingAlloyDelta(_ file: String, base: StoredItem?, force: Bool) throws -> PendingEntry {
@@ -186,22 +218,14 @@ extension Store {
         guard case .string(let recorded)? = f.metadata["base_sha256"] else {
             throw StoreError.invalidSource(source: file, reason: "records no base_sha256, so its base cannot be checked")
         }
-        var b = base
-        if b == nil {
-            b = try db.read { db in try StoreEntry.filter(Column("kind") == "base" && Column("content_sha256") == recorded).fetchOne(db) }
-                .map { e in try db.read { try item($0, id: e.id!) } }
-            if b == nil { throw StoreError.invalidSource(source: file, reason: "its base (content hash \(recorded.prefix(12))…) is not in the store; import the base first or pass --base") }
+        guard let b = try base ?? catalog.base(contentSHA256: recorded) else {
+            throw StoreError.invalidSource(source: file, reason: "its base (content hash \(recorded.prefix(12))…) is not in the store; import the base first or pass --base")
         }
-        if b!.entry.contentSHA256 != recorded && !force {
-            throw StoreError.wrongBase(source: file, expected: recorded, found: b!.entry.contentSHA256)
+        if b.entry.contentSHA256 != recorded && !force {
+            throw StoreError.wrongBase(source: file, expected: recorded, found: b.entry.contentSHA256)
         }
         // Shapes against the base, tensor by tensor.
-        let model = try EncoderModel(directory: try checkout(b!))
-        for e in f.tensors {
-            let c = model.architecture.canonical(e.name)
-            guard let w = model.weights[c] else { throw StoreError.invalidSource(source: file, reason: "tensor \"\(e.name)\" is not a weight of the base") }
-            guard w.shape == e.shape else { throw StoreError.shapeMismatch(source: file, tensor: e.name, expected: w.shape.dims, found: e.shape.dims) }
-        }
+        try BaseLayout(base: b, blobs: blobs).checkDelta(f.tensors.map { ($0.name, $0.shape) }, source: file)
         var meta: [(String, JSONValue)] = []
         if let d = f.metadata["density"] { meta.append(("density", d)) }
         return PendingEntry(kind: kind, base: b, baseSHA256: recorded, contentSHA256: f.contentHash ?? "",
@@ -214,18 +238,16 @@ extension Store {
     /// (`exact` blob), so export reproduces θ_ft bit for bit.
     func pendingFineTuned(_ source: String, base: StoredItem, options: ImportOptions) throws -> PendingEntry {
         let ft = try WeightSource(path: source)
-        let baseDir = try checkout(base)
-        let model = try EncoderModel(directory: baseDir)
-        let baseWeights = try WeightSource(path: baseDir)
-        var byCanonical: [String: String] = [:]
-        for n in baseWeights.names { byCanonical[model.architecture.canonical(n)] = n }
+        let layout = try BaseLayout(base: base, blobs: blobs)
+        // The base's values, mapped from its checkout (rebuilt if missing or incomplete).
+        let baseWeights = try WeightSource(path: try cache.checkout(base))
         var deltas: [(String, [Float], Shape)] = [], head: [AlloyWriter.Input] = []
         var renamed: [(String, JSONValue)] = [], exact: [AlloyWriter.Input] = []
         var covered = Set<String>()
         var sqDelta = 0.0, sqBase = 0.0, exactCount = 0
         for name in ft.names {
             let t = try ft.tensor(name)
-            guard let bname = byCanonical[model.architecture.canonical(name)], let binfo = baseWeights.info(bname), t.dtype.isFloatingPoint else {
+            guard let bname = layout.baseName(name), let binfo = baseWeights.info(bname), t.dtype.isFloatingPoint else {
                 head.append(.init(name: name, tensor: t, codec: AlloyCodec.automatic(for: t)))
                 continue
             }
@@ -254,7 +276,7 @@ extension Store {
         if relative > 0.5 && !options.force {
             throw StoreError.invalidSource(source: source, reason: String(format: "its weights differ from the base by %.0f%% of the base's norm — fine-tunes differ by a few percent; it was probably trained from another base (pass --force to store it anyway)", relative * 100))
         }
-        let omitted = baseWeights.names.filter { !covered.contains($0) }
+        let omitted = layout.names.filter { !covered.contains($0) }
         var p = PendingEntry(kind: .taskVector, base: base, baseSHA256: base.entry.contentSHA256, contentSHA256: "", parameters: 0, rawBytes: 0)
         let files = try Self.collectFiles(in: FileManager.default.isDirectory(source) ? source : (source as NSString).deletingLastPathComponent)
             .filter { $0.0 != "card.json" && $0.0 != "README.md" }
@@ -277,7 +299,7 @@ extension Store {
             p.metadata.append(("inexact_entries", .integer(exactCount)))
         }
         if !head.isEmpty { p.blobs.append(("head", .encoded(try AlloyWriter.encode(head, metadata: [("kind", .string("head"))])))) }
-        if !files.isEmpty { p.blobs.append(("files", .encoded(try Self.encodeFiles(files)))) }
+        if !files.isEmpty { p.blobs.append(("files", .encoded(try BlobStore.encodeFiles(files)))) }
         if !renamed.isEmpty { p.metadata.append(("names", .object(renamed))) }
         if !omitted.isEmpty { p.metadata.append(("omitted", .array(omitted.map { .string($0) }))) }
         p.metadata.append(("relative_norm", .number(relative)))
@@ -289,15 +311,11 @@ extension Store {
     /// A safetensors file that already holds τ (names of the base, shapes checked).
     func pendingTaskVectorFile(_ source: String, base: StoredItem) throws -> PendingEntry {
         let f = try SafetensorsFile(path: source)
-        let model = try EncoderModel(directory: try checkout(base))
-        var inputs: [AlloyWriter.Input] = []
-        for n in f.names {
+        try BaseLayout(base: base, blobs: blobs).checkDelta(f.tensors.map { ($0.name, $0.shape) }, source: source,
+                                                            hint: " — is this a task vector of another model?")
+        let inputs = try f.names.map { n -> AlloyWriter.Input in
             let t = try f.tensor(n)
-            guard let w = model.weights[model.architecture.canonical(n)] else {
-                throw StoreError.invalidSource(source: source, reason: "tensor \"\(n)\" is not a weight of the base — is this a task vector of another model?")
-            }
-            guard w.shape == t.shape else { throw StoreError.shapeMismatch(source: source, tensor: n, expected: w.shape.dims, found: t.shape.dims) }
-            inputs.append(.init(name: n, tensor: t, codec: AlloyCodec.automatic(for: t)))
+            return .init(name: n, tensor: t, codec: AlloyCodec.automatic(for: t))
         }
         let enc = try AlloyWriter.encode(inputs, metadata: [("kind", .string("task-vector")), ("base_sha256", .string(base.entry.contentSHA256))])
         return PendingEntry(kind: .taskVector, base: base, baseSHA256: base.entry.contentSHA256, contentSHA256: enc.contentHash,
@@ -312,52 +330,27 @@ extension Store {
         guard !name.isEmpty, !name.contains(where: { $0 == "/" || $0.isWhitespace }), !(name.count >= 6 && name.allSatisfy(\.isHexDigit)) else {
             throw StoreError.invalidSource(source: source, reason: "the name \"\(name)\" must be non-empty, without spaces or slashes, and not look like a digest")
         }
-        return try withLock(exclusive: true) {
-            var blobs: [(String, String, Int)] = []
+        var result: (item: StoredItem, existed: Bool)?
+        try exclusive {
+            var stored: [(role: String, sha256: String, bytes: Int)] = []
             for (role, data) in p.blobs {
                 let (sha, bytes): (String, Int)
                 switch data {
-                case .encoded(let e): (sha, bytes) = try putBlob(e)
-                case .file(let f): (sha, bytes) = try putBlob(file: f)
+                case .encoded(let e): (sha, bytes) = try blobs.put(e)
+                case .file(let f): (sha, bytes) = try blobs.put(file: f)
                 }
-                blobs.append((role, sha, bytes))
+                stored.append((role, sha, bytes))
             }
             let metaJSON = JSONValue.object(p.metadata).serialized()
             var digestInput = "alloy-entry-v1\nkind=\(p.kind.rawValue)\nbase=\(p.baseSHA256 ?? "")\nmeta=\(metaJSON)\n"
-            for (role, sha, _) in blobs.sorted(by: { $0.0 < $1.0 }) { digestInput += "\(role)=\(sha)\n" }
-            let digest = SHA256.hash(data: Array(digestInput.utf8)).map { String(format: "%02x", $0) }.joined()
-            let tagsJSON = JSONValue.array(tags.map { .string($0) }).serialized()
-            let (id, existed): (Int64, Bool) = try db.write { db in
-                if let owner = try NameRow.fetchOne(db, key: name), let e = try StoreEntry.fetchOne(db, key: owner.entryID), e.digest != digest {
-                    throw StoreError.nameTaken(name: name, existing: "\(e.kind.rawValue) \(e.shortDigest)")
-                }
-                if let e = try StoreEntry.filter(Column("digest") == digest).fetchOne(db) {
-                    if try NameRow.fetchOne(db, key: name) == nil { try NameRow(name: name, entryID: e.id!).insert(db) }
-                    return (e.id!, true)
-                }
-                let formatter = ISO8601DateFormatter()
-                var e = StoreEntry(id: nil, digest: digest, kind: p.kind, baseID: p.base?.entry.id, baseSHA256: p.baseSHA256,
-                                   contentSHA256: p.contentSHA256, task: p.task, tags: tagsJSON, parameters: p.parameters,
-                                   rawBytes: p.rawBytes, storedBytes: blobs.reduce(0) { $0 + $1.2 }, metadata: metaJSON,
-                                   source: source, createdAt: formatter.string(from: Date()))
-                try e.insert(db)
-                try NameRow(name: name, entryID: e.id!).insert(db)
-                for (role, sha, bytes) in blobs { try BlobRow(entryID: e.id!, role: role, sha256: sha, bytes: bytes).insert(db) }
-                for par in p.parents {
-                    try LineageRow(entryID: e.id!, parentID: par.item.entry.id, parentDigest: par.item.entry.digest, parentName: par.item.ref,
-                                   relation: par.relation, weight: par.weight).insert(db)
-                }
-                return (e.id!, false)
-            }
-            let item = try db.read { try self.item($0, id: id) }
-            return ImportResult(item: item, existed: existed, notes: p.notes)
+            for b in stored.sorted(by: { $0.role < $1.role }) { digestInput += "\(b.role)=\(b.sha256)\n" }
+            let digest = BlobStore.hex(SHA256.hash(data: Array(digestInput.utf8)))
+            result = try catalog.record(Catalog.NewEntry(
+                digest: digest, kind: p.kind, baseID: p.base?.entry.id, baseSHA256: p.baseSHA256, contentSHA256: p.contentSHA256,
+                task: p.task, tags: tags, parameters: p.parameters, rawBytes: p.rawBytes, metadataJSON: metaJSON, source: source,
+                blobs: stored, parents: p.parents), name: name)
         }
-    }
-}
-
-extension FileManager {
-    func isDirectory(_ path: String) -> Bool {
-        var d: ObjCBool = false
-        return fileExists(atPath: path, isDirectory: &d) && d.boolValue
+        guard let result else { throw StoreError.io(path: source, reason: "the import did not run (store lock)") }
+        return ImportResult(item: result.item, existed: result.existed, notes: p.notes)
     }
 }

@@ -2,6 +2,8 @@ import Foundation
 import Formats
 import GRDB
 
+// The catalog's records: one Swift type per table (schema in Catalog.migrator).
+
 /// What an entry holds: its kind decides which blobs (roles) it has.
 public enum EntryKind: String, CaseIterable, Sendable, Codable {
     /// Base weights (`weights`) and the model's config/tokenizer files (`files`).
@@ -98,49 +100,3 @@ public struct StoredItem: Sendable {
     public var ref: String { names.first ?? entry.shortDigest }
 }
 
-extension Store {
-    /// Resolves a name, a digest or a unique digest prefix (≥ 6 hex digits).
-    public func resolve(_ ref: String) throws -> StoredItem {
-        try db.read { db in
-            if let n = try NameRow.fetchOne(db, key: ref) { return try item(db, id: n.entryID) }
-            let hex = ref.hasPrefix("sha256:") ? String(ref.dropFirst(7)) : ref
-            if hex.count >= 6, hex.allSatisfy(\.isHexDigit) {
-                let rows = try StoreEntry.filter(sql: "digest LIKE ?", arguments: [hex.lowercased() + "%"]).fetchAll(db)
-                if rows.count == 1 { return try item(db, id: rows[0].id!) }
-                if rows.count > 1 { throw StoreError.ambiguous(ref: ref, matches: rows.map(\.shortDigest)) }
-            }
-            throw StoreError.notFound(ref: ref, store: root)
-        }
-    }
-
-    /// Every entry, newest first, optionally filtered by kind and base.
-    public func list(kind: EntryKind? = nil, base: String? = nil) throws -> [StoredItem] {
-        let baseID = try base.map { try resolve($0).entry.id! }
-        return try db.read { db in
-            var q = StoreEntry.order(Column("id").desc)
-            if let kind { q = q.filter(Column("kind") == kind.rawValue) }
-            if let baseID { q = q.filter(Column("base_id") == baseID) }
-            return try q.fetchAll(db).map { try item(db, id: $0.id!) }
-        }
-    }
-
-    func item(_ db: Database, id: Int64) throws -> StoredItem {
-        guard let e = try StoreEntry.fetchOne(db, key: id) else { throw StoreError.notFound(ref: "#\(id)", store: root) }
-        let names = try NameRow.filter(Column("entry_id") == id).order(Column("name")).fetchAll(db).map(\.name)
-        var blobs: [String: (String, Int)] = [:]
-        for b in try BlobRow.filter(Column("entry_id") == id).fetchAll(db) { blobs[b.role] = (b.sha256, b.bytes) }
-        let parents = try Row.fetchAll(db, sql: """
-            SELECT l.relation, l.weight,
-                   COALESCE((SELECT MIN(n.name) FROM name n WHERE n.entry_id = l.parent_id), l.parent_name || ' (removed)') AS pname
-            FROM lineage l WHERE l.entry_id = ? ORDER BY l.rowid
-            """, arguments: [id]).map { (name: $0["pname"] as String, relation: $0["relation"] as String, weight: $0["weight"] as Double?) }
-        return StoredItem(entry: e, names: names, blobs: blobs.mapValues { (sha256: $0.0, bytes: $0.1) }, parents: parents)
-    }
-
-    /// Names (or digests) of the entries whose base is `id`.
-    func dependents(_ db: Database, of id: Int64) throws -> [String] {
-        try StoreEntry.filter(Column("base_id") == id).fetchAll(db).map { e in
-            try NameRow.filter(Column("entry_id") == e.id!).order(Column("name")).fetchOne(db)?.name ?? e.shortDigest
-        }
-    }
-}
