@@ -1,9 +1,10 @@
 // Attention for short sequences without GEMM calls: per (sequence, head) the keys are
 // transposed into a d×L block, scores of two query rows at a time are accumulated by
 // broadcast-FMA over that block, softmaxed row by row, and multiplied into V by
-// broadcast-FMA over V's rows. One C source, compiled twice: for AVX2+FMA and for baseline
-// x86-64 / any target, chosen at run time.
-#include "alloy_kernels.h"
+// broadcast-FMA over V's rows. One C source over 8-float vectors, compiled three times: for
+// baseline x86-64 / any target, for AVX2+FMA, and for AVX-512 (where the same 8-lane code gets
+// 32 registers and EVEX encodings), chosen at run time (isa.c).
+#include "isa.h"
 #include "v8.h"
 #include <math.h>
 
@@ -210,36 +211,37 @@ INLINE void attention_impl(const float *q, const float *k, const float *v, float
     }
 }
 
-__attribute__((target("avx2,fma")))
+#if ALLOY_X86
+TARGET_AVX2
 static void attention_avx2(const float *q, const float *k, const float *v, float *ctx, int L, int d,
                            int stride, float scale, float *scratch) {
     attention_impl(q, k, v, ctx, L, d, stride, scale, scratch);
 }
 
-void alloy_attention_head_portable(const float *q, const float *k, const float *v, float *ctx, int L, int d,
-                                   int stride, float scale, float *scratch) {
+TARGET_AVX512
+static void attention_avx512(const float *q, const float *k, const float *v, float *ctx, int L, int d,
+                             int stride, float scale, float *scratch) {
+    attention_impl(q, k, v, ctx, L, d, stride, scale, scratch);
+}
+#endif
+
+static void attention_portable(const float *q, const float *k, const float *v, float *ctx, int L, int d,
+                               int stride, float scale, float *scratch) {
     attention_impl(q, k, v, ctx, L, d, stride, scale, scratch);
 }
 
-int alloy_kernels_have_avx2(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    static int have = -1;  // written once per thread at worst, always with the same value
-    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
-    if (h < 0) {
-        __builtin_cpu_init();
-        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
-    }
-    return h;
-#else
-    return 0;
+void alloy_attention_head_isa(const float *q, const float *k, const float *v, float *ctx, int length, int head_dim,
+                              int stride, float scale, float *scratch, int isa) {
+    switch (alloy_isa_clamp(isa)) {
+#if ALLOY_X86
+    case ALLOY_ISA_AVX512: attention_avx512(q, k, v, ctx, length, head_dim, stride, scale, scratch); return;
+    case ALLOY_ISA_AVX2: attention_avx2(q, k, v, ctx, length, head_dim, stride, scale, scratch); return;
 #endif
+    default: attention_portable(q, k, v, ctx, length, head_dim, stride, scale, scratch);
+    }
 }
 
 void alloy_attention_head(const float *q, const float *k, const float *v, float *ctx, int length, int head_dim,
                           int stride, float scale, float *scratch) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (alloy_kernels_have_avx2()) { attention_avx2(q, k, v, ctx, length, head_dim, stride, scale, scratch); return; }
-#endif
-    alloy_attention_head_portable(q, k, v, ctx, length, head_dim, stride, scale, scratch);
+    alloy_attention_head_isa(q, k, v, ctx, length, head_dim, stride, scale, scratch, alloy_kernels_isa());
 }
