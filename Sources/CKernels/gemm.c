@@ -214,3 +214,47 @@ void alloy_linear_packed(const float *x, int ldx, const float *packed, const flo
                          int m, int n, int k, int accumulate) {
     alloy_linear_packed_isa(x, ldx, packed, bias, y, ldy, m, n, k, accumulate, alloy_kernels_isa());
 }
+
+// The FMA peak of one core, for benchmarks: 12 independent chains of fused multiply-adds
+// (enough to cover the FMA latency on two pipes), `iters` times each.
+INLINE float fma_chains_v8(long iters, float seed) {
+    v8 a[12], b = splat(0.999f), c = splat(1e-3f);
+    for (int i = 0; i < 12; i++) a[i] = splat((float)i + seed);  // unknown starts: nothing folds
+    for (long it = 0; it < iters; it++) {
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 12; i++) a[i] = a[i] * b + c;
+    }
+    float s = 0;
+    for (int i = 0; i < 12; i++) s += a[i][0];
+    return s;
+}
+
+#if ALLOY_X86
+TARGET_AVX2 static float fma_avx2(long iters, float seed) { return fma_chains_v8(iters, seed); }
+
+TARGET_AVX512 static float fma_avx512(long iters, float seed) {
+    __m512 a[12], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i + seed);
+    for (long it = 0; it < iters; it++) {
+        _Pragma("clang loop unroll(full)")
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    }
+    float s = 0;
+    for (int i = 0; i < 12; i++) s += _mm512_reduce_add_ps(a[i]);
+    return s;
+}
+#endif
+
+double alloy_fma_flops_isa(long iters, int isa, float *sink) {
+    float s, seed = sink ? *sink : 0;
+    double lanes = 8;
+    switch (alloy_isa_clamp(isa)) {
+#if ALLOY_X86
+    case ALLOY_ISA_AVX512: s = fma_avx512(iters, seed); lanes = 16; break;
+    case ALLOY_ISA_AVX2: s = fma_avx2(iters, seed); break;
+#endif
+    default: s = fma_chains_v8(iters, seed);  // portable: no FMA, a multiply and an add
+    }
+    if (sink) *sink = s;
+    return (double)iters * 12 * lanes * 2;
+}

@@ -68,6 +68,12 @@ void alloy_linear_packed(const float *x, int ldx, const float *packed, const flo
 void alloy_linear_packed_isa(const float *x, int ldx, const float *packed, const float *bias, float *y,
                              int ldy, int m, int n, int k, int accumulate, int isa);
 
+/// For benchmarks: runs `iters` rounds of 12 independent vector multiply-adds on the path `isa`
+/// (fused on AVX2 and AVX-512) and returns the floating-point operations done. `sink`, when
+/// not NULL, seeds the chains and receives their result, so the work is not optimised away.
+/// Timing it gives one core's peak for that path.
+double alloy_fma_flops_isa(long iters, int isa, float *sink);
+
 /// In place GELU, the exact (erf) form BERT uses: x·½(1 + erf(x/√2)), single-threaded; erf by
 /// XLA/Eigen's rational approximation (|error| < 2·10⁻⁷).
 void alloy_gelu(float *x, size_t n);
