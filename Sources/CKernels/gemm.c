@@ -156,7 +156,7 @@ TARGET_AVX512 INLINE void kernel512(const int mr, const int ns, const float *a, 
 }
 
 /// Rows i0..<i1 of the k-block at p0 against the strips s (and s + 1 when ns = 2): MR5-row
-/// micro-blocks, the last rows by 4-row ones.
+/// micro-blocks, the last rows by 6-row ones (the encoder's row blocks are multiples of 6).
 TARGET_AVX512 INLINE void rows512(const int ns, const float *x, int ldx, const float *packed, const float *bias,
                                   float *y, int ldy, int n, int k, int i0, int i1, int p0, int kc, int s, int add_c) {
     const float *b0 = packed + (size_t)s * 16 * k + (size_t)p0 * 16, *b1 = b0 + (size_t)16 * k;
@@ -166,9 +166,9 @@ TARGET_AVX512 INLINE void rows512(const int ns, const float *x, int ldx, const f
     for (; i + MR5 <= i1; i += MR5)
         kernel512(MR5, ns, x + (size_t)i * ldx + p0, ldx, b0, b1, kc, y + (size_t)i * ldy + s * 16, ldy, MR5, cols,
                   bs, add_c);
-    for (; i < i1; i += 4)
-        kernel512(4, ns, x + (size_t)i * ldx + p0, ldx, b0, b1, kc, y + (size_t)i * ldy + s * 16, ldy,
-                  i1 - i < 4 ? i1 - i : 4, cols, bs, add_c);
+    for (; i < i1; i += 6)
+        kernel512(6, ns, x + (size_t)i * ldx + p0, ldx, b0, b1, kc, y + (size_t)i * ldy + s * 16, ldy,
+                  i1 - i < 6 ? i1 - i : 6, cols, bs, add_c);
 }
 
 /// Loops as in `linear_impl`, over pairs of strips (a last odd strip alone).

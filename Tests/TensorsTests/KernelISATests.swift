@@ -61,16 +61,17 @@ final class KernelISATests: XCTestCase {
     }
 
     /// The attention kernel on each path against a double-precision softmax(QKᵀ·scale)·V:
-    /// lengths 1…75 (odd, below/above one 8-lane block and the 32-key block), head widths 8, 12
-    /// (not a multiple of 8: the scalar path), 32 and 64, rows strided inside wider rows; seed 7.
+    /// lengths 1…75 (odd, below/above one 8- and 16-lane block and the 32- and 64-key blocks),
+    /// head widths 8, 12 (not a multiple of 8: the scalar path), 16, 32, 48 (not a multiple of
+    /// 32) and 64, rows strided inside wider rows; seed 7.
     /// Tolerance 2·10⁻⁶ absolute on outputs of magnitude ≤ 1; columns outside the head untouched.
     func testAttentionHeadMatchesReference() {
         var rng = SplitMix(seed: 7)
         func uniform() -> Float { Float(rng.next() >> 40) / Float(1 << 24) }
         let isas = paths()
         var worst = [Kernels.ISA: Double]()
-        for d in [8, 12, 32, 64] {
-            for L in [1, 2, 3, 7, 8, 9, 16, 31, 33, 40, 64, 75] {
+        for d in [8, 12, 16, 32, 48, 64] {
+            for L in [1, 2, 3, 7, 8, 9, 16, 17, 31, 33, 40, 64, 65, 75] {
                 let stride = 3 * d + 5, off = d + 3
                 let q = (0..<(L * stride)).map { _ in (uniform() - 0.5) * 6 }
                 let k = (0..<(L * stride)).map { _ in (uniform() - 0.5) * 6 }
@@ -107,7 +108,7 @@ final class KernelISATests: XCTestCase {
     }
 
     /// The packed linear kernel on each path against OpenBLAS's sgemm (x Wᵀ + b), seed 11: row
-    /// counts around the 6-, 12- and 96-row blocks (and the AVX-512 path's 4-row tails), widths
+    /// counts around the 6-, 12- and 96-row blocks (and the AVX-512 path's 6-row tails), widths
     /// around the 16-column strip and the 32-column strip pair (an odd last strip, a ragged one),
     /// depths across the 384-deep k-block, strided rows, with and without bias, writing or
     /// accumulating. Tolerance 1e-6·k on sums of k products of magnitude ≤ ¼; nothing written
