@@ -55,4 +55,8 @@ int alloy_kernels_isa(void) {
     return c;
 }
 
+void alloy_kernels_set_isa(int isa) {
+    __atomic_store_n(&chosen_isa, alloy_isa_clamp(isa), __ATOMIC_RELAXED);
+}
+
 int alloy_kernels_have_avx2(void) { return alloy_kernels_isa() >= ALLOY_ISA_AVX2; }

@@ -35,6 +35,10 @@ public enum Kernels {
     /// supports, an unknown one is ignored). Benchmarks and the CLI record it.
     public static var isa: ISA { ISA(rawValue: alloy_kernels_isa()) ?? .portable }
 
+    /// For benchmarks that compare paths in one process: makes `isa` (lowered to what the CPU
+    /// supports) the path of every kernel call that does not name one, from now on.
+    public static func useISA(_ isa: ISA) { alloy_kernels_set_isa(isa.rawValue) }
+
     /// The best path this CPU (and OS) supports, from cpuid.
     public static var supportedISA: ISA { ISA(rawValue: alloy_kernels_isa_supported()) ?? .portable }
 

@@ -16,6 +16,8 @@ import Tensors
 ///       the packed linear kernel on one core, per instruction-set path, vs OpenBLAS.
 ///   alloy-bench kernels [--reps N]
 ///       attention, GELU and LayerNorm on one core, per instruction-set path.
+///   alloy-bench forward MODEL_DIR SENTENCES.txt [--reps N]
+///       the encoder's forward pass per instruction-set path (AVX2 and up), in one process.
 ///
 /// Every result records the kernels' instruction-set path (`isa`: ALLOY_ISA=portable|avx2|avx512
 /// lowers it for a run).
@@ -290,15 +292,65 @@ func benchKernels() throws {
     print(String(decoding: data, as: UTF8.self))
 }
 
+/// The encoder's forward pass (base model, batches of 32 sequences of similar length, as
+/// `alloy embed` forms them) on each kernel path the CPU supports from avx2 up, switched in
+/// process (`Kernels.useISA`) and interleaved rep by rep. Reports wall and process-CPU
+/// sequences per second (medians over reps) and, per path, the median of the per-rep ratios
+/// to AVX2 (wall and CPU), so drifts of a shared machine's load cancel.
+func benchForward(_ dir: String, _ sentences: String) throws {
+    let reps = option("--reps", default: 5)
+    let enc = try SentenceEncoder(directory: dir)
+    let texts = try String(contentsOfFile: sentences, encoding: .utf8).split(separator: "\n").map(String.init)
+    let ids = enc.tokenize(texts)
+    let order = ids.indices.sorted { ids[$0].count < ids[$1].count }
+    let batches = stride(from: 0, to: order.count, by: 32).map { Array(order[$0..<min(order.count, $0 + 32)]).map { ids[$0] } }
+    let model = enc.model
+    let isas = Kernels.ISA.allCases.filter { $0.isSupported && $0 >= .avx2 }
+    let initial = Kernels.isa
+    func processCPU() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+    for b in batches.prefix(2) { _ = model.hiddenStates(b) }  // packs the weights, warms up
+    var wall: [Kernels.ISA: [Double]] = [:], cpu: [Kernels.ISA: [Double]] = [:]
+    for _ in 0..<reps {
+        for isa in isas {
+            Kernels.useISA(isa)
+            let c0 = processCPU()
+            let t = seconds { for b in batches { _ = model.hiddenStates(b) } }
+            cpu[isa, default: []].append(processCPU() - c0)
+            wall[isa, default: []].append(t)
+        }
+    }
+    Kernels.useISA(initial)
+    var result: [String: Any] = [
+        "cpu": cpuFacts().model, "sequences": texts.count, "tokens": ids.reduce(0) { $0 + $1.count },
+        "threads": Parallel.threadCount, "reps": reps, "isa_supported": Kernels.supportedISA.description,
+    ]
+    for isa in isas {
+        let name = isa.description
+        result[name + "_seq_per_s_wall"] = Double(texts.count) / median(wall[isa] ?? [])
+        result[name + "_seq_per_cpu_s"] = Double(texts.count) / median(cpu[isa] ?? [])
+        if isa > .avx2 {
+            result[name + "_vs_avx2_wall"] = median(zip(wall[.avx2] ?? [], wall[isa] ?? []).map { $0 / $1 })
+            result[name + "_vs_avx2_cpu"] = median(zip(cpu[.avx2] ?? [], cpu[isa] ?? []).map { $0 / $1 })
+        }
+    }
+    let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
 let args = CommandLine.arguments
 let usage = """
     usage: alloy-bench container FILE.safetensors [--reps N]
            alloy-bench runtime MODEL_DIR SENTENCES.txt [--reps N]
            alloy-bench gemm [--reps N]
            alloy-bench kernels [--reps N]
+           alloy-bench forward MODEL_DIR SENTENCES.txt [--reps N]
 
     """
-let needs = ["container": 3, "runtime": 4, "gemm": 2, "kernels": 2]
+let needs = ["container": 3, "runtime": 4, "gemm": 2, "kernels": 2, "forward": 4]
 guard args.count >= 2, let need = needs[args[1]], args.count >= need else {
     FileHandle.standardError.write(Data(usage.utf8))
     exit(2)
@@ -308,6 +360,7 @@ do {
     case "container": try benchContainer(args[2])
     case "runtime": try benchRuntime(args[2], args[3])
     case "kernels": try benchKernels()
+    case "forward": try benchForward(args[2], args[3])
     default: try benchGEMM()
     }
 } catch {

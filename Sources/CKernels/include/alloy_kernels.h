@@ -18,6 +18,12 @@ int alloy_kernels_isa_supported(void);
 /// above what the CPU supports gives the best supported; an unknown name is ignored.
 int alloy_kernels_isa(void);
 
+/// For benchmarks: makes `isa` (lowered to what the CPU supports) the path of the plain entry
+/// points from now on, replacing the choice `alloy_kernels_isa` made. Calls already running
+/// finish on their path; every path computes the same function, so a change while other threads
+/// run kernels changes speed, not results beyond rounding.
+void alloy_kernels_set_isa(int isa);
+
 /// The choice `alloy_kernels_isa` makes for the value `requested` of ALLOY_ISA (NULL when
 /// unset): that path when the CPU supports it, the best supported otherwise.
 int alloy_kernels_isa_choose(const char *requested);
