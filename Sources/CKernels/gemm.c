@@ -157,22 +157,21 @@ TARGET_AVX512 INLINE void kernel512(const int mr, const int ns, const float *a, 
     }
 }
 
-/// Rows i0..<i1 of X (columns from xp0) times the k-block at p0 of the strips s (and s + 1 when
-/// ns = 2) of W: MR5-row
-/// micro-blocks, the last rows by 6-row ones (the encoder's row blocks are multiples of 6).
+/// `rows` rows of X (row stride ldx) times the k-block at p0 (kc deep) of W's strip s (and
+/// s + 1 when ns = 2) into Y: 12-row micro-blocks, the last rows by 6-row ones (the encoder's
+/// row blocks are multiples of 6).
 TARGET_AVX512 INLINE void rows512(const int ns, const float *x, int ldx, const float *packed, const float *bias,
-                                  float *y, int ldy, int n, int k, int i0, int i1, int xp0, int kc, int s, int add_c,
-                                  int p0) {
+                                  float *y, int ldy, int n, int k, int rows, int p0, int kc, int s, int add_c) {
     const float *b0 = packed + (size_t)s * 16 * k + (size_t)p0 * 16, *b1 = b0 + (size_t)16 * k;
     int cols = n - s * 16 < 16 * ns ? n - s * 16 : 16 * ns;
     const float *bs = bias && p0 == 0 ? bias + s * 16 : 0;
-    int i = i0;
-    for (; i + MR5 <= i1; i += MR5)
-        kernel512(MR5, ns, x + (size_t)i * ldx + xp0, ldx, b0, b1, kc, y + (size_t)i * ldy + s * 16, ldy, MR5, cols,
-                  bs, add_c);
-    for (; i < i1; i += 6)
-        kernel512(6, ns, x + (size_t)i * ldx + xp0, ldx, b0, b1, kc, y + (size_t)i * ldy + s * 16, ldy,
-                  i1 - i < 6 ? i1 - i : 6, cols, bs, add_c);
+    float *ys = y + s * 16;
+    int i = 0;
+    for (; i + MR5 <= rows; i += MR5)
+        kernel512(MR5, ns, x + (size_t)i * ldx, ldx, b0, b1, kc, ys + (size_t)i * ldy, ldy, MR5, cols, bs, add_c);
+    for (; i < rows; i += 6)
+        kernel512(6, ns, x + (size_t)i * ldx, ldx, b0, b1, kc, ys + (size_t)i * ldy, ldy, rows - i < 6 ? rows - i : 6,
+                  cols, bs, add_c);
 }
 
 /// Loops as in `linear_impl`, over pairs of strips (a last odd strip alone). When X's row
@@ -196,9 +195,10 @@ static void linear_avx512(const float *x, int ldx, const float *packed, const fl
                 for (int i = 0; i < i1 - i0; i++) memcpy(copy + (size_t)i * KC5, xb + (size_t)i * ldx, sizeof(float) * kc);
                 xb = copy, ld = KC5;
             }
+            float *yb = y + (size_t)i0 * ldy;
             int s = 0;
-            for (; s + 2 <= strips; s += 2) rows512(2, xb, ld, packed, bias, y + (size_t)i0 * ldy, ldy, n, k, 0, i1 - i0, 0, kc, s, add_c, p0);
-            if (s < strips) rows512(1, xb, ld, packed, bias, y + (size_t)i0 * ldy, ldy, n, k, 0, i1 - i0, 0, kc, s, add_c, p0);
+            for (; s + 2 <= strips; s += 2) rows512(2, xb, ld, packed, bias, yb, ldy, n, k, i1 - i0, p0, kc, s, add_c);
+            if (s < strips) rows512(1, xb, ld, packed, bias, yb, ldy, n, k, i1 - i0, p0, kc, s, add_c);
         }
     }
     free(copy);

@@ -19,8 +19,8 @@ final class KernelISATests: XCTestCase {
 
     /// ALLOY_ISA's choice: a supported path is taken, one above the CPU's best gives the best,
     /// unknown names and no value give the best; names round-trip; `Kernels.isa` is the choice for
-    /// this process's environment; `_isa` entry points lower an unsupported request instead of
-    /// running it (checked by running the top path, which every CPU can call).
+    /// this process's environment until `useISA` replaces it; `_isa` entry points lower an
+    /// unsupported request instead of running it (checked by asking for a path above all).
     func testISASelection() {
         let best = Kernels.supportedISA
         XCTAssertEqual(alloy_kernels_isa_choose(nil), best.rawValue)
@@ -33,6 +33,13 @@ final class KernelISATests: XCTestCase {
         XCTAssertNil(Kernels.ISA(name: "AVX2"))
         XCTAssertEqual(Kernels.isa.rawValue, alloy_kernels_isa_choose(ProcessInfo.processInfo.environment["ALLOY_ISA"]))
         XCTAssertEqual(Kernels.ISA.portable.isSupported, true)
+        let before = Kernels.isa  // `useISA` replaces the choice, lowered to what the CPU runs
+        Kernels.useISA(.portable)
+        XCTAssertEqual(Kernels.isa, .portable)
+        Kernels.useISA(.avx512)
+        XCTAssertEqual(Kernels.isa, min(.avx512, best))
+        Kernels.useISA(before)
+        XCTAssertEqual(Kernels.isa, before)
         var x: [Float] = [-1, 0, 1]
         alloy_gelu_isa(&x, 3, 99)  // above every path: runs the best supported
         XCTAssertEqual(x[1], 0)
