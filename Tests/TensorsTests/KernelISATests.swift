@@ -8,13 +8,12 @@ import CKernels
 /// double for GELU, double-precision loops for attention and LayerNorm. Paths the CPU lacks
 /// are skipped and said so (printed), never silently.
 final class KernelISATests: XCTestCase {
-    /// The paths to test on this machine; prints the ones it cannot run.
+    /// The paths to test on this machine; prints them and the ones it cannot run.
     func paths(_ test: String = #function) -> [Kernels.ISA] {
-        let skipped = Kernels.ISA.allCases.filter { !$0.isSupported }
-        if !skipped.isEmpty {
-            print("\(test): skipped \(skipped.map(\.description).joined(separator: ", ")) (not supported by this CPU)")
-        }
-        return Kernels.ISA.allCases.filter(\.isSupported)
+        let run = Kernels.ISA.allCases.filter(\.isSupported), skipped = Kernels.ISA.allCases.filter { !$0.isSupported }
+        let names = { (isas: [Kernels.ISA]) in isas.isEmpty ? "none" : isas.map(\.description).joined(separator: ", ") }
+        print("\(test): paths run: \(names(run)); skipped (not supported by this CPU): \(names(skipped))")
+        return run
     }
 
     /// ALLOY_ISA's choice: a supported path is taken, one above the CPU's best gives the best,
