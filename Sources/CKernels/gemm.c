@@ -175,15 +175,15 @@ TARGET_AVX512 INLINE void rows512(const int ns, const float *x, int ldx, const f
 }
 
 /// Loops as in `linear_impl`, over pairs of strips (a last odd strip alone). When X's row
-/// stride is a multiple of 2 KiB (k = 512, 1024, 1536, 3072, …), each MC×KC block of X is first
-/// copied to rows KC floats apart: at such strides a micro-block's 12 rows fall into at most two
-/// L1 set positions (one at multiples of 4 KiB) and evict each other (measured on Zen 4: 89 →
-/// 100 GFLOP/s at k = 3072).
+/// stride is a multiple of 4 KiB (k = 1024, 2048, 3072, … for a dense X), each MC×KC block of X
+/// is first copied to rows KC floats apart: at such strides a micro-block's 12 rows fall into
+/// one L1 set (8 ways on Zen 4) and evict each other. Measured on Zen 4: 89 → 100 GFLOP/s at
+/// k = 3072; at k = 1536 (rows in two sets) the copy cost 3–7%, so it is not made there.
 TARGET_AVX512
 static void linear_avx512(const float *x, int ldx, const float *packed, const float *bias, float *y, int ldy,
                           int m, int n, int k, int accumulate) {
     int strips = (n + 15) / 16;
-    int aliasing = (size_t)ldx * sizeof(float) % 2048 == 0 && m > MR5;
+    int aliasing = (size_t)ldx * sizeof(float) % 4096 == 0 && m > MR5;
     float *copy = aliasing ? aligned_alloc(64, sizeof(float) * MC5 * KC5) : 0;  // NULL: read X in place
     for (int i0 = 0; i0 < m; i0 += MC5) {
         int i1 = m - i0 < MC5 ? m : i0 + MC5;

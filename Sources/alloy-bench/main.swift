@@ -165,12 +165,16 @@ func median(_ xs: [Double]) -> Double {
     return s.isEmpty ? .nan : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }
 
-/// The CPU's model name and the fp32 peak of one core per kernel path (12 independent FMA
-/// chains, thread CPU time, best of 5).
-func cpuFacts() -> (model: String, peaks: [String: Double]) {
+/// The CPU's model name, from /proc/cpuinfo.
+func cpuModel() -> String {
     let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-    let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+    return info.split(separator: "\n").first { $0.hasPrefix("model name") }
         .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown"
+}
+
+/// The fp32 peak of one core per kernel path the CPU supports (12 independent FMA chains,
+/// thread CPU time, best of 5).
+func corePeaks() -> [String: Double] {
     var peaks: [String: Double] = [:]
     for isa in Kernels.ISA.allCases where isa.isSupported {
         var sink: Float = 1, best = 0.0
@@ -181,7 +185,7 @@ func cpuFacts() -> (model: String, peaks: [String: Double]) {
         }
         peaks[isa.description] = best
     }
-    return (model, peaks)
+    return peaks
 }
 
 /// The packed linear kernel on one core, every path the CPU supports, against OpenBLAS
@@ -192,7 +196,7 @@ func benchGEMM() throws {
     let reps = option("--reps", default: 15)
     var rng = SplitMix(seed: 3)
     let isas = Kernels.ISA.allCases.filter(\.isSupported)
-    let (model, peaks) = cpuFacts()
+    let (model, peaks) = (cpuModel(), corePeaks())
     var rows: [[String: Any]] = []
     for (m, n, k) in [(1050, 384, 384), (1050, 1536, 384), (1050, 384, 1536), (1050, 768, 768), (1050, 3072, 768), (1050, 768, 3072)] {
         let x = (0..<(m * k)).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 }
@@ -285,7 +289,7 @@ func benchKernels() throws {
         }
     }
     let result: [String: Any] = [
-        "cpu": cpuFacts().model, "isa_chosen": Kernels.isa.description, "isa_supported": Kernels.supportedISA.description,
+        "cpu": cpuModel(), "isa_chosen": Kernels.isa.description, "isa_supported": Kernels.supportedISA.description,
         "threads": 1, "reps": reps, "clock": "thread CPU time", "kernels": rows,
     ]
     let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
@@ -325,7 +329,7 @@ func benchForward(_ dir: String, _ sentences: String) throws {
     }
     Kernels.useISA(initial)
     var result: [String: Any] = [
-        "cpu": cpuFacts().model, "sequences": texts.count, "tokens": ids.reduce(0) { $0 + $1.count },
+        "cpu": cpuModel(), "sequences": texts.count, "tokens": ids.reduce(0) { $0 + $1.count },
         "threads": Parallel.threadCount, "reps": reps, "isa_supported": Kernels.supportedISA.description,
     ]
     for isa in isas {

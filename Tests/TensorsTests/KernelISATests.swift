@@ -116,7 +116,7 @@ final class KernelISATests: XCTestCase {
     /// The packed linear kernel on each path against OpenBLAS's sgemm (x Wᵀ + b), seed 11: row
     /// counts around the 6-, 12- and 96-row blocks (and the AVX-512 path's 6-row tails), widths
     /// around the 16-column strip and the 32-column strip pair (an odd last strip, a ragged one),
-    /// depths across the 384-deep k-block, strided rows (some a multiple of 2 KiB apart, which
+    /// depths across the 384-deep k-block, strided rows (some a multiple of 4 KiB apart, which
     /// the AVX-512 path copies first), with and without bias, writing or accumulating. Tolerance 1e-6·k on sums of k products of magnitude ≤ ¼; nothing written
     /// past a row's n columns.
     func testPackedLinearMatchesBLAS() {
@@ -126,8 +126,9 @@ final class KernelISATests: XCTestCase {
         var worst = [Kernels.ISA: Float]()
         var shapes = [(1, 1, 1), (5, 17, 3), (6, 16, 384), (7, 33, 385), (97, 48, 800), (13, 20, 1536),
                       (12, 32, 64), (25, 47, 384), (24, 64, 17), (29, 95, 40), (193, 112, 96), (3, 15, 769)].map { ($0.0, $0.1, $0.2, $0.2 + 3) }
-        // Row strides that are multiples of 2 KiB: the AVX-512 path copies X's blocks first.
-        shapes += [(40, 33, 509, 512), (100, 50, 1024, 1024), (30, 20, 2048, 2048)]
+        // Row strides that are multiples of 4 KiB (the AVX-512 path copies X's blocks first) and
+        // of 2 KiB (it does not).
+        shapes += [(40, 33, 509, 512), (100, 50, 1024, 1024), (30, 20, 2048, 2048), (26, 40, 1000, 3072)]
         for (m, n, k, ldx) in shapes {
             let ldy = n + 5
             let x = (0..<(m * ldx)).map { _ in uniform() }
