@@ -1,5 +1,6 @@
 // DARE keep masks: a counter-based generator evaluated eight entries at a time.
 #include "alloy_merge.h"
+#include "isa.h"
 
 typedef uint64_t u64x8 __attribute__((vector_size(64)));
 #define INLINE static inline __attribute__((always_inline))
@@ -33,32 +34,25 @@ size_t alloy_dare_mask_portable(uint64_t key, int64_t start, size_t count, uint6
     return dare_impl(key, start, count, threshold, mask);
 }
 
-#if defined(__x86_64__)
-__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw")))
+#if ALLOY_X86
+TARGET_AVX512
 static size_t dare_avx512(uint64_t key, int64_t start, size_t count, uint64_t threshold, uint8_t *mask) {
     return dare_impl(key, start, count, threshold, mask);
 }
 
-__attribute__((target("avx2")))
+TARGET_AVX2
 static size_t dare_avx2(uint64_t key, int64_t start, size_t count, uint64_t threshold, uint8_t *mask) {
     return dare_impl(key, start, count, threshold, mask);
 }
 #endif
 
-typedef size_t (*dare_fn)(uint64_t, int64_t, size_t, uint64_t, uint8_t *);
-
-static dare_fn choose(void) {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return dare_avx512;
-    if (__builtin_cpu_supports("avx2")) return dare_avx2;
-#endif
-    return alloy_dare_mask_portable;
-}
-
 size_t alloy_dare_mask(uint64_t key, int64_t start, size_t count, uint64_t threshold, uint8_t *mask) {
-    static dare_fn fn = 0;  // set once; a race writes the same value
-    dare_fn f = __atomic_load_n(&fn, __ATOMIC_RELAXED);
-    if (!f) { f = choose(); __atomic_store_n(&fn, f, __ATOMIC_RELAXED); }
-    return f(key, start, count, threshold, mask);
+#if ALLOY_X86
+    switch (alloy_kernels_isa()) {  // cpuid once, or ALLOY_ISA
+    case ALLOY_ISA_AVX512: return dare_avx512(key, start, count, threshold, mask);
+    case ALLOY_ISA_AVX2: return dare_avx2(key, start, count, threshold, mask);
+    default: break;
+    }
+#endif
+    return alloy_dare_mask_portable(key, start, count, threshold, mask);
 }

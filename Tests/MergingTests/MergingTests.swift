@@ -198,6 +198,16 @@ final class MagnitudeSelectTests: XCTestCase {
 /// the same bits on every path, so merges keep their masks; seeded keys and densities.
 final class DAREMaskTests: XCTestCase {
     func testMaskEqualsScalarUniformOnEveryPath() {
+        let chosen = Kernels.isa
+        defer { Kernels.useISA(chosen) }
+        for isa in Kernels.ISA.allCases where isa <= Kernels.supportedISA {
+            Kernels.useISA(isa)
+            checkMasks()
+        }
+        print("DARE masks checked on \(Kernels.ISA.allCases.filter { $0 <= Kernels.supportedISA }); this CPU lacks \(Kernels.ISA.allCases.filter { $0 > Kernels.supportedISA })")
+    }
+
+    func checkMasks() {
         var rng = SplitMix(seed: 11)
         for _ in 0..<20 {
             let key = rng.next(), start = Int(rng.next() % 1_000_000), count = 1 + Int(rng.next() % 5000)

@@ -8,7 +8,8 @@
 /// stream `key`: mask[i] = 1 when the counter-based uniform u(key, start + i) < density, with
 /// u = (SplitMix64 finaliser of key + index·φ) >> 40, i.e. 24 bits, compared as an integer with
 /// `threshold` = ⌈density·2²⁴⌉. Returns the number of ones. The same bits on every ISA and thread
-/// count; AVX-512DQ (8 lanes of 64-bit multiplies), AVX2 or portable C, chosen at run time.
+/// count; AVX-512 (8 lanes of 64-bit multiplies), AVX2 or portable C: the path
+/// `alloy_kernels_isa` chose (cpuid, or ALLOY_ISA).
 size_t alloy_dare_mask(uint64_t key, int64_t start, size_t count, uint64_t threshold, uint8_t *mask);
 
 /// The portable path of `alloy_dare_mask`, whatever the CPU (for tests).
