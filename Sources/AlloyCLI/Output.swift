@@ -74,10 +74,9 @@ struct JSONNumber: Encodable, Sendable {
 }
 
 /// A one-line progress bar on standard error, drawn only when `Output.current` draws progress.
-final class Progress: @unchecked Sendable {
-    // @unchecked: the state sits behind `lock`; the encoder calls `update` from one thread at a time,
-    // but the closure it is called through is @Sendable.
-    private let lock = NSLock()
+final class Progress: Sendable {
+    /// Serialises drawing: the encoder calls `update` through a @Sendable closure.
+    private let drawing = Mutex(())
     private let total: Int
     private let label: String
     private let output: Output
@@ -87,7 +86,10 @@ final class Progress: @unchecked Sendable {
 
     func update(_ done: Int) {
         guard output.drawsProgress, total > 0 else { return }
-        lock.lock(); defer { lock.unlock() }
+        drawing.withLock { _ in draw(done) }
+    }
+
+    private func draw(_ done: Int) {
         let w = 30, f = min(w, done * w / total)
         output.err("\r\(label) [\(String(repeating: "█", count: f))\(String(repeating: " ", count: w - f))] \(done)/\(total)")
         if done >= total { output.err("\n") }
@@ -95,17 +97,16 @@ final class Progress: @unchecked Sendable {
 }
 
 /// Progress bars for labelled stages (a library's `(label, done, total)` callback).
-final class StageProgress: @unchecked Sendable {
-    // @unchecked: `bars` is guarded by `lock`.
-    private let lock = NSLock()
-    private var bars: [String: Progress] = [:]
+final class StageProgress: Sendable {
+    private let bars = Mutex<[String: Progress]>([:])
     private let output = Output.current
 
     func update(_ label: String, _ done: Int, _ total: Int) {
-        lock.lock()
-        let bar = bars[label] ?? Progress(total: total, label: label, output: output)
-        bars[label] = bar
-        lock.unlock()
+        let bar = bars.withLock { bars in
+            let bar = bars[label] ?? Progress(total: total, label: label, output: output)
+            bars[label] = bar
+            return bar
+        }
         bar.update(done)
     }
 }

@@ -14,7 +14,7 @@ public enum EvalProtocol: String, CaseIterable, Sendable, Codable {
 }
 
 /// An expert: a LoRA adapter with its task and head (labels from its card).
-public struct Expert: @unchecked Sendable {
+public struct Expert: Sendable {
     public let name: String
     public let task: String
     public let adapter: LoRAAdapter
@@ -23,7 +23,7 @@ public struct Expert: @unchecked Sendable {
 }
 
 /// An encoder variant: the base with an adapter set (LoRAs with scales, patched deltas).
-public struct Variant: @unchecked Sendable {
+public struct Variant: Sendable {
     public let name: String
     public let adapters: AdapterSet
     public init(name: String, adapters: AdapterSet = AdapterSet()) { self.name = name; self.adapters = adapters }
@@ -60,7 +60,7 @@ public struct Score: Sendable, Codable {
 }
 
 /// Evaluates encoder variants on task splits, sharing the tokenised tasks and the base.
-public final class Workbench: @unchecked Sendable {
+public final class Workbench {
     public let encoder: SentenceEncoder
     public let tasksDir: String
     public let experts: [Expert]

@@ -3,6 +3,7 @@ import Foundation
 import Tensors
 
 /// One tensor's inputs as F32 element pointers (mapped or converted), all of `count` elements.
+/// `@unchecked Sendable`: immutable pointers to inputs that nothing writes during a merge.
 struct TensorInputs: @unchecked Sendable {
     let models: [UnsafePointer<Float>]
     let count: Int

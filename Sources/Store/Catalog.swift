@@ -4,7 +4,7 @@ import GRDB
 
 /// The store's catalog: entries, their names, blobs and lineage in SQLite (GRDB). Owns every
 /// SQL statement of the store; knows nothing about files.
-final class Catalog {
+final class Catalog: Sendable {
     let path: String
     /// The store folder, for error messages.
     let storeRoot: String

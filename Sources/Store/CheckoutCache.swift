@@ -22,7 +22,7 @@ import Tensors
 /// Building needs no store lock (readers build checkouts too); publishing and removing take
 /// the exclusive `cache.lock` for the moment of the rename, so two builders never move each
 /// other's folders away.
-struct CheckoutCache {
+struct CheckoutCache: Sendable {
     let dir: String
     let tmpDir: String
     let lockPath: String

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Synchronization
 import Tensors
 
 /// The store's file-system calls: advisory locks and fsync through the project's descriptor
@@ -49,9 +50,9 @@ enum FileSystem {
 
     /// An flock(2) on a file; released by `unlock` or when the process dies, so a killed
     /// holder never wedges anyone.
-    final class Lock {
+    final class Lock: Sendable {
         let path: String
-        private var fd: FileDescriptor?
+        private let fd: Mutex<FileDescriptor?>
 
         /// Opens (creating) `path` and locks it, shared or exclusive. When the lock is busy,
         /// `onWait` is called once before blocking.
@@ -65,17 +66,19 @@ enum FileSystem {
                         _ = try d.lock(exclusive: exclusive, wait: true)
                     }
                 } catch { d.close(); throw error }
-                fd = d
+                fd = Mutex(d)
             } catch let e as SystemError {
                 throw StoreError.io(path: path, reason: "cannot \(e.operation) the lock file: \(FileSystem.describe(e.code))")
             }
         }
 
         func unlock() {
-            guard let d = fd else { return }
-            d.unlock()
-            d.close()
-            fd = nil
+            fd.withLock { fd in
+                guard let d = fd else { return }
+                d.unlock()
+                d.close()
+                fd = nil
+            }
         }
 
         deinit { unlock() }

@@ -22,14 +22,14 @@ import Tensors
 /// `Store` is the facade the commands use; the work is done by one owner each: `Catalog`
 /// (records, refs, lineage), `BlobStore` (blobs), `CheckoutCache` (cache folders), `Importer`
 /// and `Exporter`. Delta statistics live in Merging (`DeltaStatistics`); the store feeds them.
-public final class Store {
+public final class Store: Sendable {
     public let root: String
     let catalog: Catalog
     let blobs: BlobStore
     let cache: CheckoutCache
     /// Called (with the lock file's path) when a command has to wait for another process's
     /// lock on the store; the library itself never prints.
-    public var onLockWait: (String) -> Void
+    public let onLockWait: @Sendable (String) -> Void
 
     /// `$ALLOY_STORE`, else `~/.alloy`.
     public static var defaultRoot: String {
@@ -39,7 +39,7 @@ public final class Store {
 
     /// Opens (creating when `create`) the store at `root`. `onLockWait` is called when a
     /// command waits for another process holding the store.
-    public init(root: String, create: Bool = true, onLockWait: @escaping (String) -> Void = { _ in }) throws {
+    public init(root: String, create: Bool = true, onLockWait: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.root = root
         self.onLockWait = onLockWait
         let fm = FileManager.default

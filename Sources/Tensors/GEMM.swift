@@ -34,6 +34,8 @@ public enum GEMM {
 /// A linear layer's weight W (n×k, PyTorch's out × in) packed once for `linear`: strips of 16
 /// output rows stored k-major (CKernels' `alloy_pack_weights`), one layout for every
 /// instruction-set path.
+///
+/// `@unchecked Sendable`: the packed copy is written once in `init` and only read afterwards.
 public final class PackedWeights: @unchecked Sendable {
     public let n: Int, k: Int
     let values: UnsafeMutablePointer<Float>

@@ -6,6 +6,8 @@ import Darwin
 
 /// A read-only memory map of a whole file. Pages are loaded lazily by the kernel; nothing is
 /// copied. The mapping lives as long as this object (tensors keep it alive).
+///
+/// `@unchecked Sendable`: immutable (`let`s only) over a read-only mapping.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     /// Start of the mapping; `nil` only for an empty file.

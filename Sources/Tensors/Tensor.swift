@@ -1,7 +1,7 @@
 /// A dense, row-major tensor: a dtype, a shape, and bytes that are either owned or mapped
 /// from a file. Value semantics for the metadata; the bytes are shared and treated as
 /// immutable once handed out (writers create a new owned tensor).
-public struct Tensor: @unchecked Sendable {
+public struct Tensor: Sendable {
     public let dtype: DType
     public let shape: Shape
     public let buffer: TensorBuffer

@@ -4,6 +4,10 @@ import Glibc
 
 /// Memory behind a tensor: either owned (64-byte aligned, writable) or a region of a
 /// `MappedFile` (read-only, shared, never copied).
+///
+/// `@unchecked Sendable`: immutable after `init` (every stored property is a `let`); the bytes
+/// behind the raw pointers are either a read-only mapping or owned memory that its creator fills
+/// before handing the tensor out (`Tensor`'s contract), so sharing it across threads is safe.
 public final class TensorBuffer: @unchecked Sendable {
     public let base: UnsafeRawPointer?
     public let byteCount: Int
