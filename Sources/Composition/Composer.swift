@@ -66,7 +66,7 @@ public enum Composer {
         for (v, l) in zip(u, labels) {
             var logits: [Double] = []
             for c in classes {
-                var proto = sums[c]!, k = counts[c]!
+                var proto = sums[c, default: []], k = counts[c, default: 0]  // classes come from these labels
                 if c == l { proto = zip(proto, v).map { $0 - $1 }; k -= 1 }   // leave this example out
                 guard k > 0 else { logits.append(-1e9); continue }
                 let pn = max(1e-12, proto.reduce(0) { $0 + $1 * $1 }.squareRoot())

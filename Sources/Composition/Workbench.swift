@@ -148,7 +148,7 @@ public final class Workbench {
             let at = Dictionary(uniqueKeysWithValues: pool.enumerated().map { ($1, $0) })
             let testEmb = Array(all[pool.count...])
             let ms = draws.map { d in
-                ProbeEvaluation.score(train: d.map { all[at[$0]!] }, trainLabels: d.map { train.labels[$0] }, test: testEmb, testLabels: test.labels)
+                ProbeEvaluation.score(train: d.map { all[at[$0, default: 0]] }, trainLabels: d.map { train.labels[$0] }, test: testEmb, testLabels: test.labels)
             }
             let accs = ms.map(\.accuracy), mean = accs.reduce(0, +) / Double(accs.count)
             let std = (accs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, accs.count - 1))).squareRoot()

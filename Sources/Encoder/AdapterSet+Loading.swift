@@ -65,7 +65,10 @@ extension AdapterSet {
             guard ft.config.hiddenSize == model.hidden, ft.layers == model.layers else {
                 throw EncoderError.adapter(path: dir, reason: "fine-tuned model has \(ft.layers) layers × \(ft.hidden), the base \(model.layers) × \(model.hidden)")
             }
-            try addDense(names: Array(ft.weights.keys), tensor: { ft.weights[$0]! }, minus: model.weights, scale: scale, model: model, source: dir)
+            try addDense(names: Array(ft.weights.keys), tensor: { name in
+                guard let t = ft.weights[name] else { throw EncoderError.missingTensor(model: dir, tensor: name) }
+                return t
+            }, minus: model.weights, scale: scale, model: model, source: dir)
         }
         return nil
     }
@@ -75,7 +78,10 @@ extension AdapterSet {
     public mutating func add(weights: [(String, Tensor)], scale: Float, model: EncoderModel, source: String) throws {
         let byName = Dictionary(weights, uniquingKeysWith: { a, _ in a })
         let names = weights.map(\.0).filter { model.weights[model.architecture.canonical($0)] != nil }
-        try addDense(names: names, tensor: { byName[$0]! }, minus: model.weights, scale: scale, model: model, source: source)
+        try addDense(names: names, tensor: { name in
+            guard let t = byName[name] else { throw EncoderError.missingTensor(model: source, tensor: name) }
+            return t
+        }, minus: model.weights, scale: scale, model: model, source: source)
     }
 
     /// Copy-on-write: the first patch of a tensor copies it from the base.

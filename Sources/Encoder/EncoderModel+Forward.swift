@@ -31,9 +31,10 @@ extension EncoderModel {
             precondition(per.count == batch.count, "one adapter entry per sequence (API contract)")
             order.sort { (per[$0].map { ObjectIdentifier($0.adapter).hashValue } ?? 0, $0) < (per[$1].map { ObjectIdentifier($0.adapter).hashValue } ?? 0, $1) }
         }
-        var offsets = [0]
-        for i in order { offsets.append(offsets.last! + batch[i].count) }
-        let T = offsets.last!, H = hidden, F = config.intermediateSize
+        var offsets = [0], T = 0
+        for i in order { T += batch[i].count; offsets.append(T) }
+        let H = hidden, F = config.intermediateSize
+        guard T > 0 else { return HiddenStates(values: [], offsets: offsets, width: H) }
         var groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)] = []
         if let per = perSequence {
             var s = 0

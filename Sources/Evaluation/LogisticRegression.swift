@@ -19,7 +19,7 @@ public struct LogisticRegression: Sendable {
         let d = features[0].count, k = classes.count, n = features.count
         dimension = d
         let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
-        let y = labels.map { index[$0]! }
+        let y = labels.map { index[$0, default: 0] }  // every label is in `classes`
         let x = features.flatMap { $0.map(Double.init) }
         // Parameters θ = [W (k×d), b (k)].
         func objective(_ theta: [Double], _ grad: inout [Double]) -> Double {

@@ -32,8 +32,8 @@ public enum ProbeEvaluation {
         var byLabel: [String: [Int]] = [:]
         for (i, l) in task.labels.enumerated() { byLabel[l, default: []].append(i) }
         var out: [Int] = []
-        for l in byLabel.keys.sorted() {
-            var idx = byLabel[l]!
+        for (l, indices) in byLabel.sorted(by: { $0.key < $1.key }) {
+            var idx = indices
             for i in stride(from: idx.count - 1, to: 0, by: -1) { idx.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             out += idx.prefix(shots)
         }

@@ -24,7 +24,8 @@ public enum DeltaTools {
             let a = try ft.tensor(e.name).floats(), b = try base.tensor(e.name).floats()
             var d = a
             a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in d.withUnsafeMutableBufferPointer { dp in
-                Kernels.subtract(ap.baseAddress!, bp.baseAddress!, into: dp.baseAddress!, count: a.count)
+                guard let x = ap.baseAddress, let y = bp.baseAddress, let z = dp.baseAddress else { return }  // empty tensor
+                Kernels.subtract(x, y, into: z, count: a.count)
             } } }
             out.append((e.name, d, e.info.shape))
         }

@@ -82,6 +82,9 @@ enum MergeKernels {
     static func taskArithmetic(_ x: TensorInputs, base: UnsafePointer<Float>, _ p: TensorParameters, sparsification: MergeMethod.Sparsification?,
                                consensus: Bool, tensor: String, out: UnsafeMutablePointer<Float>) -> KeepStatistics {
         let n = x.count, m = x.models.count
+        // Nothing to add (every model is the base, or an empty tensor): θ = θ_base. Below this,
+        // n > 0 and m > 0, so every scratch buffer is non-empty and its base address non-nil.
+        guard n > 0, m > 0 else { out.update(from: base, count: n); return KeepStatistics(total: 0) }
         let w = p.weights
         let normalize = p.normalize, rescale = p.rescale
         let lambda = p.lambda

@@ -54,8 +54,8 @@ public enum Merger {
         for (index, name) in names.enumerated() {
             let ref = try template.0.tensor(name)
             report.tensors += 1
-            guard ref.dtype.isFloatingPoint else {
-                out.append((name, ref))   // ids and masks: the base's
+            guard ref.dtype.isFloatingPoint, ref.elementCount > 0 else {
+                out.append((name, ref))   // ids and masks (and empty tensors): the base's
                 progress?(index + 1, names.count)
                 continue
             }

@@ -40,19 +40,19 @@ func benchContainer(_ path: String) throws {
     let raw = src.entries.reduce(0) { $0 + $1.info.dataRange.count }
     // Touch the input once so timings are of warm, mapped memory.
     for n in src.names { _ = try src.tensor(n).rawBytes.reduce(0, { $0 &+ Int($1) }) }
-    var encoded: AlloyWriter.Encoded? = nil
+    var encoded = try AlloyFile.pack(src)
     var encodeTimes: [Double] = []
-    for _ in 0..<reps { encoded = nil; encodeTimes.append(try seconds { encoded = try AlloyFile.pack(src) }) }
+    for _ in 0..<reps { encodeTimes.append(try seconds { encoded = try AlloyFile.pack(src) }) }
     let tmp = NSTemporaryDirectory() + "alloy-bench-\(getpid()).alloy"
-    try encoded!.write(to: tmp)
-    let stored = encoded!.size
+    try encoded.write(to: tmp)
+    let stored = encoded.size
     defer { try? FileManager.default.removeItem(atPath: tmp) }
     let file = try AlloyFile(path: tmp)
     var decodeTimes: [Double] = []
     for _ in 0..<reps {
         decodeTimes.append(try seconds { for e in file.tensors { _ = try file.tensor(e.name) } })
     }
-    let best = { (xs: [Double]) in xs.min()! }
+    let best = { (xs: [Double]) in xs.min() ?? .nan }
     let result: [String: Any] = [
         "tool": "alloy", "codec": "auto (float/sparse/raw)", "raw_bytes": raw, "stored_bytes": stored,
         "ratio": Double(raw) / Double(stored),
@@ -86,7 +86,7 @@ func randomLoRA(_ model: EncoderModel, seed: UInt64) throws -> LoRAAdapter {
 func merged(_ lora: LoRAAdapter, _ model: EncoderModel) throws -> AdapterSet {
     var set = AdapterSet()
     for (path, lw) in lora.layers {
-        let w = model.weights[path + ".weight"]!
+        guard let w = model.weights[path + ".weight"] else { continue }
         let out = try Tensor(dtype: .f32, shape: w.shape, bytes: w.rawBytes)
         lw.add(into: out.buffer.mutableBase.assumingMemoryBound(to: Float.self))
         set.patched[path + ".weight"] = out
@@ -127,10 +127,10 @@ func benchRuntime(_ dir: String, _ sentences: String) throws {
     // Paired: the ratio of adjacent runs within each rep, median over reps — drifts of the
     // machine's speed between reps cancel; `base` vs `merged` (identical work) shows the floor.
     func pairedMedian(_ a: String, _ b: String) -> Double {
-        let r = zip(runs[a]!, runs[b]!).map { $0 / $1 - 1 }.sorted()
+        let r = zip(runs[a, default: []], runs[b, default: []]).map { $0 / $1 - 1 }.sorted()
         return r.count % 2 == 1 ? r[r.count / 2] : (r[r.count / 2 - 1] + r[r.count / 2]) / 2
     }
-    let (base, tUnmerged, tMerged, tSingle, tMixed) = (best["base"]!, best["unmerged"]!, best["merged"]!, best["single"]!, best["mixed8"]!)
+    let (base, tUnmerged, tMerged, tSingle, tMixed) = (best["base", default: .nan], best["unmerged", default: .nan], best["merged", default: .nan], best["single", default: .nan], best["mixed8", default: .nan])
     // Hot swap: replacing the active LoRA of an AdapterSet (the base stays loaded).
     var swapSet = AdapterSet()
     let swaps = 10_000

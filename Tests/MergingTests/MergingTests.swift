@@ -224,3 +224,15 @@ final class DAREMaskTests: XCTestCase {
         }
     }
 }
+
+final class DegenerateMergeTests: XCTestCase {
+    /// A recipe whose only model is the base merges to the base (no scratch buffers, no trap),
+    /// as `alloy sweep` uses for a cheap baseline.
+    func testBaseOnlyRecipeGivesTheBase() throws {
+        let r = try Recipe(yaml: "merge_method: ties\nbase_model: base\nmodels:\n  - model: base\n    parameters: {weight: 1, density: 0.5}\n",
+                           path: "\(fixtures)/self.yaml")
+        let (merged, _) = try Merger.merge(r)
+        let base = try WeightSource(path: "\(fixtures)/base")
+        for (name, t) in merged { XCTAssertTrue(t.bitwiseEquals(try base.tensor(name)), name) }
+    }
+}
