@@ -41,16 +41,34 @@ extension AlloyFile {
             guard let info = base.info(name) else {
                 throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "the base has no tensor of this name — was the delta made for another base?")
             }
+            guard delta.info(name + ".values") != nil else {
+                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "has \(idxName) but no \(name).values")
+            }
             let idx = try delta.tensor(idxName), values = try delta.tensor(name + ".values")
-            guard values.elementCount == idx.elementCount, values.dtype == .f16 || values.dtype == .f32 || values.dtype == .bf16 else {
-                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "indices and values do not pair up")
+            guard idx.dtype == .i64 || idx.dtype == .i32 else {
+                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: idxName, reason: "indices must be I32 or I64, not \(idx.dtype.rawValue)")
+            }
+            guard values.dtype == .f16 || values.dtype == .f32 || values.dtype == .bf16 else {
+                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name + ".values", reason: "values must be F16, BF16 or F32, not \(values.dtype.rawValue)")
+            }
+            guard values.elementCount == idx.elementCount else {
+                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "\(idx.elementCount) indices but \(values.elementCount) values")
+            }
+            // The reads below stay inside both tensors: the dtype fixes each element's width.
+            let iw = idx.dtype.byteSize
+            guard idx.rawBytes.count == idx.elementCount * iw, values.rawBytes.count == values.elementCount * values.dtype.byteSize else {
+                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "tensor bytes do not match the shape")
             }
             let dense = try Tensor(zeros: values.dtype, shape: info.shape)
             let w = values.dtype.byteSize, n = info.shape.elementCount
-            for k in 0..<idx.elementCount {
-                let i = idx.dtype == .i64 ? Int(idx.rawBytes.load(fromByteOffset: k * 8, as: Int64.self)) : Int(idx.rawBytes.load(fromByteOffset: k * 4, as: Int32.self))
-                guard i >= 0, i < n else { throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "index \(i) outside \(n) elements") }
-                (dense.buffer.mutableBase + i * w).copyMemory(from: values.rawBytes.baseAddress! + k * w, byteCount: w)
+            let ib = idx.rawBytes
+            if let vbase = values.rawBytes.baseAddress {
+                for k in 0..<idx.elementCount {
+                    let i = iw == 8 ? Int(Int64(littleEndian: ib.loadUnaligned(fromByteOffset: k * 8, as: Int64.self)))
+                                    : Int(Int32(littleEndian: ib.loadUnaligned(fromByteOffset: k * 4, as: Int32.self)))
+                    guard i >= 0, i < n else { throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "index \(i) outside \(n) elements") }
+                    (dense.buffer.mutableBase + i * w).copyMemory(from: vbase + k * w, byteCount: w)
+                }
             }
             kept += idx.elementCount
             inputs.append(.init(name: name, tensor: dense, codec: .sparse))

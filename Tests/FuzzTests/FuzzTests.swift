@@ -1,0 +1,99 @@
+import Foundation
+import XCTest
+import Tensors
+import Formats
+
+/// Seeded mutation fuzzing, one test per parser (FuzzHarness.swift), and the replay of every
+/// committed crash input under Regressions/<parser>/<name>/.
+final class FuzzTests: XCTestCase {
+    nonisolated(unsafe) static var run: FuzzRun?
+    nonisolated(unsafe) static var total = 0
+
+    static func shared() -> FuzzRun {
+        if let r = run { return r }
+        let r = FuzzRun()
+        run = r
+        return r
+    }
+
+    func fuzz(_ target: FuzzTarget, file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertFalse(target.seeds.isEmpty, "\(target.name): no seeds", file: file, line: line)
+        // Every seed must parse: a fuzz target whose seeds are rejected only tests the first check.
+        let run = Self.shared()
+        for s in target.seeds {
+            let dir = (FuzzConfig.workRoot as NSString).appendingPathComponent(target.name + "-seed")
+            try FuzzRun.write(s, to: dir)
+            XCTAssertNoThrow(try target.parse(dir), "\(target.name): seed \(s.name) does not parse", file: file, line: line)
+        }
+        let t0 = Date()
+        let (ran, failures) = try run.fuzz(target, count: FuzzConfig.mutants, seed: FuzzConfig.seed)
+        Self.total += ran
+        print("fuzz \(target.name): \(ran) mutants in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s, seed \(FuzzConfig.seed) (\(Self.total) so far)")
+        for f in failures { XCTFail(f, file: file, line: line) }
+    }
+
+    func testSafetensors() throws { try fuzz(FuzzTargets.safetensors) }
+    func testSafetensorsIndex() throws { try fuzz(FuzzTargets.shardedIndex) }
+    func testAlloy() throws { try fuzz(FuzzTargets.alloy) }
+    func testSparseDelta() throws { try fuzz(FuzzTargets.sparseDelta) }
+    func testPEFT() throws { try fuzz(FuzzTargets.peft) }
+    func testHFConfig() throws { try fuzz(FuzzTargets.hfConfig) }
+    func testTokenizer() throws { try fuzz(FuzzTargets.tokenizer) }
+    func testSentenceTransformers() throws { try fuzz(FuzzTargets.sentenceTransformers) }
+    func testRecipe() throws { try fuzz(FuzzTargets.recipe) }
+    func testTaskData() throws { try fuzz(FuzzTargets.taskData) }
+    func testCard() throws { try fuzz(FuzzTargets.card) }
+
+    /// The mutator is deterministic: the same seed and index give the same mutant.
+    func testMutantsAreReproducible() {
+        let seeds = FuzzTargets.alloySeeds + FuzzTargets.peft.seeds
+        for i in 0..<50 {
+            var a = Mutator(seed: 42 &+ UInt64(i)), b = Mutator(seed: 42 &+ UInt64(i))
+            let x = a.mutant(of: seeds), y = b.mutant(of: seeds)
+            XCTAssertEqual(x.name, y.name)
+            XCTAssertEqual(x.files.map(\.bytes), y.files.map(\.bytes), "mutant \(i)")
+        }
+    }
+
+    /// Every committed crash input, replayed through its parser: each must now throw or
+    /// parse, not trap. Regressions/<target>/<name>/ holds the mutated files; the target's
+    /// first seed supplies the rest.
+    func testRegressions() throws {
+        let root = FuzzFixtures.regressions("")
+        let targets = Dictionary(uniqueKeysWithValues: FuzzTargets.all.map { ($0.name, $0) })
+        let fm = FileManager.default
+        var replayed = 0
+        for t in try fm.contentsOfDirectory(atPath: root).sorted() where !t.hasPrefix(".") && !t.hasSuffix(".md") {
+            let target = try XCTUnwrap(targets[t], "Regressions/\(t): no fuzz target of that name")
+            let tdir = (root as NSString).appendingPathComponent(t)
+            for name in try fm.contentsOfDirectory(atPath: tdir).sorted() where !name.hasPrefix(".") {
+                let cdir = (tdir as NSString).appendingPathComponent(name)
+                var input = try XCTUnwrap(target.seeds.first)
+                input.name = "\(t)/\(name)"
+                let files = try XCTUnwrap(fm.subpathsOfDirectory(atPath: cdir)).filter {
+                    var isDir: ObjCBool = false
+                    return fm.fileExists(atPath: (cdir as NSString).appendingPathComponent($0), isDirectory: &isDir) && !isDir.boolValue
+                }
+                XCTAssertFalse(files.isEmpty, "Regressions/\(t)/\(name) is empty")
+                for f in files {
+                    let bytes = FuzzFixtures.bytes((cdir as NSString).appendingPathComponent(f))
+                    input.files.removeAll { $0.name == f }
+                    input.files.append(FuzzFile(name: f, bytes: bytes, style: .binary))
+                }
+                let dir = (FuzzConfig.workRoot as NSString).appendingPathComponent("regression")
+                try FuzzRun.write(input, to: dir)
+                print("replaying Regressions/\(t)/\(name)")
+                let t0 = Date()
+                do { try target.parse(dir) } catch {}
+                XCTAssertLessThan(Date().timeIntervalSince(t0), FuzzConfig.slowSeconds, "Regressions/\(t)/\(name) is slow")
+                replayed += 1
+            }
+        }
+        print("replayed \(replayed) regression inputs")
+    }
+
+    override class func tearDown() {
+        try? FileManager.default.removeItem(atPath: FuzzConfig.workRoot)
+        super.tearDown()
+    }
+}
