@@ -26,7 +26,12 @@ enum FuzzConfig {
     static var mutants: Int { env["ALLOY_FUZZ_MUTANTS"].flatMap(Int.init) ?? defaultMutants }
     static var seed: UInt64 { env["ALLOY_FUZZ_SEED"].flatMap { UInt64($0.hasPrefix("0x") ? String($0.dropFirst(2)) : $0, radix: $0.hasPrefix("0x") ? 16 : 10) } ?? defaultSeed }
     static var onlyIndex: Int? { env["ALLOY_FUZZ_INDEX"].flatMap(Int.init) }
-    static let workRoot = (NSTemporaryDirectory() as NSString).appendingPathComponent("alloy-fuzz-\(getpid())")
+    /// Where mutants are written: `ALLOY_FUZZ_DIR`, else a RAM disk when there is one (each
+    /// mutant is a few file writes), else the temporary directory.
+    static let workRoot: String = {
+        let parent = env["ALLOY_FUZZ_DIR"] ?? (FileManager.default.isWritableFile(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory())
+        return (parent as NSString).appendingPathComponent("alloy-fuzz-\(getpid())")
+    }()
 }
 
 /// How a file of an input is mutated.
@@ -100,36 +105,79 @@ final class FuzzRun: @unchecked Sendable {
         let fm = FileManager.default
         try? fm.removeItem(atPath: dir)
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        written[dir] = nil
+        try overwrite(input, in: dir)
+    }
+
+    nonisolated(unsafe) static var written: [String: Set<String>] = [:]
+
+    /// Writes `input` into `dir` in place: files are truncated and rewritten, links made once,
+    /// and only files the input does not have are removed (fast enough for thousands of mutants).
+    static func overwrite(_ input: FuzzInput, in dir: String) throws {
+        let fm = FileManager.default
+        let names = Set(input.files.map(\.name))
+        if let previous = written[dir], previous != names {
+            for p in previous.subtracting(names) { try? fm.removeItem(atPath: (dir as NSString).appendingPathComponent(p)) }
+        }
+        written[dir] = names
         for f in input.files {
             let p = (dir as NSString).appendingPathComponent(f.name)
-            try fm.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            if let link = f.link { try fm.createSymbolicLink(atPath: p, withDestinationPath: link) }
-            else { try Data(f.bytes).write(to: URL(fileURLWithPath: p)) }
+            let parent = (p as NSString).deletingLastPathComponent
+            if !fm.fileExists(atPath: parent) { try fm.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            if let link = f.link {
+                if (try? fm.destinationOfSymbolicLink(atPath: p)) != link {
+                    try? fm.removeItem(atPath: p)
+                    try fm.createSymbolicLink(atPath: p, withDestinationPath: link)
+                }
+                continue
+            }
+            if (try? fm.destinationOfSymbolicLink(atPath: p)) != nil { try fm.removeItem(atPath: p) }
+            try writeBytes(f.bytes, to: p)
         }
     }
 
-    /// Runs `count` mutants of `target` (or only `FuzzConfig.onlyIndex`); returns the failures
-    /// (slow mutants). A trap ends the process with the mutant left on disk.
+    static func writeBytes(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        defer { close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            guard n > 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+            done += n
+        }
+    }
+
+    /// Seconds spent making, writing and parsing mutants in the last `fuzz`.
+    private(set) var timing = (mutate: 0.0, write: 0.0, parse: 0.0, slowest: 0.0, slowestIndex: 0)
+
     func fuzz(_ target: FuzzTarget, count: Int, seed: UInt64) throws -> (ran: Int, failures: [String]) {
+        timing = (0, 0, 0, 0, 0)
         let base = (FuzzConfig.workRoot as NSString).appendingPathComponent(target.name)
         let dir = (base as NSString).appendingPathComponent("current")
         let note = (base as NSString).appendingPathComponent("current.txt")
-        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var failures: [String] = []
         let indices = FuzzConfig.onlyIndex.map { [$0] } ?? Array(0..<count)
         let targetSeed = seed ^ fnv1a(target.name)
         for i in indices {
+            let tm = Date()
             var m = Mutator(seed: targetSeed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
             let input = m.mutant(of: target.seeds)
+            timing.mutate += Date().timeIntervalSince(tm)
+            let tw = Date()
             let label = "fuzz target \(target.name) mutant \(i) (seed \(input.name), ALLOY_FUZZ_SEED=\(seed)); reproduce: ALLOY_FUZZ_SEED=\(seed) ALLOY_FUZZ_INDEX=\(i) swift test --filter FuzzTests; input left in \(dir)"
-            if i % 250 == 0 { print("fuzz \(target.name): mutant \(i)/\(count)") }
-            try FuzzRun.write(input, to: dir)
-            try Data(label.utf8).write(to: URL(fileURLWithPath: note))
+            if i % 250 == 0 { print("fuzz \(target.name): mutant \(i)/\(count)"); fflush(stdout) }
+            try FuzzRun.overwrite(input, in: dir)
+            try FuzzRun.writeBytes(Array(label.utf8), to: note)
+            timing.write += Date().timeIntervalSince(tw)
             begin(label)
             let t0 = Date()
             try? target.parse(dir)
             let dt = Date().timeIntervalSince(t0)
             end()
+            timing.parse += dt
+            if dt > timing.slowest { timing.slowest = dt; timing.slowestIndex = i }
             if dt > FuzzConfig.slowSeconds { failures.append("\(label): took \(String(format: "%.1f", dt)) s") }
         }
         return (indices.count, failures)
@@ -176,7 +224,10 @@ struct Mutator {
             let k = pick(mutable)
             var f = input.files[k]
             let edits = 1 + below(3)
-            for _ in 0..<edits { f.bytes = mutate(f.bytes, style: f.style, donors: donors) }
+            for _ in 0..<edits {
+                f.bytes = mutate(f.bytes, style: f.style, donors: donors)
+                if f.bytes.count > 4 << 20 { f.bytes.removeSubrange((4 << 20)...) }  // keep mutants ≤ 4 MiB
+            }
             input.files[k] = f
         }
         return input
@@ -216,7 +267,7 @@ struct Mutator {
         case 5 where n > 0:
             let lo = below(n), len = 1 + below(min(n - lo, 256))
             b.insert(contentsOf: b[lo..<(lo + len)], at: below(n + 1))
-        case 6:
+        case 6 where !donors.isEmpty:
             let d = pick(donors)
             if !d.isEmpty {
                 let cut = below(n + 1), from = below(d.count)
@@ -252,26 +303,30 @@ struct Mutator {
         return out
     }
 
-    /// Byte ranges of JSON values that follow a `:` (up to the next `,`, `}`, `]` or newline at
-    /// the same nesting level, roughly), and of quoted strings.
-    static func valueRanges(_ b: [UInt8]) -> [Range<Int>] {
-        var out: [Range<Int>] = []
-        for (i, c) in b.enumerated() where c == 0x3A {
-            var s = i + 1
-            while s < b.count, b[s] == 0x20 { s += 1 }
-            var e = s, depth = 0, inString = false
-            while e < b.count {
-                let ch = b[e]
-                if inString { if ch == 0x5C { e += 1 } else if ch == 0x22 { inString = false } }
-                else if ch == 0x22 { inString = true }
-                else if ch == 0x7B || ch == 0x5B { depth += 1 }
-                else if ch == 0x7D || ch == 0x5D { if depth == 0 { break }; depth -= 1 }
-                else if (ch == 0x2C || ch == 0x0A) && depth == 0 { break }
-                e += 1
-            }
-            if e > s { out.append(s..<e) }
+    /// The byte range of the JSON value that follows the `:` at `colon` (up to the next `,`,
+    /// `}`, `]` or newline at the same nesting level, roughly; at most 64 KiB scanned).
+    static func valueRange(_ b: [UInt8], colon i: Int) -> Range<Int>? {
+        var s = i + 1
+        while s < b.count, b[s] == 0x20 { s += 1 }
+        var e = s, depth = 0, inString = false
+        let limit = min(b.count, s + 65536)
+        while e < limit {
+            let ch = b[e]
+            if inString { if ch == 0x5C { e += 1 } else if ch == 0x22 { inString = false } }
+            else if ch == 0x22 { inString = true }
+            else if ch == 0x7B || ch == 0x5B { depth += 1 }
+            else if ch == 0x7D || ch == 0x5D { if depth == 0 { break }; depth -= 1 }
+            else if (ch == 0x2C || ch == 0x0A) && depth == 0 { break }
+            e += 1
         }
-        return out
+        return e > s ? s..<min(e, b.count) : nil
+    }
+
+    /// The value after a randomly chosen `:`, if any.
+    mutating func randomValueRange(_ b: [UInt8]) -> Range<Int>? {
+        let colons = b.indices.filter { b[$0] == 0x3A }
+        guard !colons.isEmpty else { return nil }
+        return Self.valueRange(b, colon: pick(colons))
     }
 
     static func stringRanges(_ b: [UInt8]) -> [Range<Int>] {
@@ -297,29 +352,28 @@ struct Mutator {
             guard !r.isEmpty else { return binary(b, donors: []) }
             b.replaceSubrange(pick(r), with: Array(pick(Self.interestingNumbers).utf8))
         case 2:
-            let r = Self.valueRanges(b)
-            guard !r.isEmpty else { return binary(b, donors: []) }
-            b.replaceSubrange(pick(r), with: Array(pick(Self.wrongValues).utf8))
+            guard let r = randomValueRange(b) else { return binary(b, donors: []) }
+            b.replaceSubrange(r, with: Array(pick(Self.wrongValues).utf8))
         case 3:
             let r = Self.stringRanges(b)
             guard !r.isEmpty else { return binary(b, donors: []) }
             b.replaceSubrange(pick(r), with: Array(pick(Self.wrongValues).utf8))
         case 4:
             // Duplicate a member: `"k": v` again right after itself.
-            let r = Self.valueRanges(b)
-            guard let v = r.isEmpty ? nil : pick(r) else { return binary(b, donors: []) }
+            guard let v = randomValueRange(b) else { return binary(b, donors: []) }
             var ks = v.lowerBound - 1
-            while ks > 0, b[ks] != 0x2C, b[ks] != 0x7B, b[ks] != 0x0A { ks -= 1 }
+            var steps = 0
+            while ks > 0, b[ks] != 0x2C, b[ks] != 0x7B, b[ks] != 0x0A, steps < 4096 { ks -= 1; steps += 1 }
             let member = Array(b[(ks + 1)..<v.upperBound])
             b.insert(contentsOf: (yaml ? [0x0A] : [0x2C]) + member, at: v.upperBound)
         case 5:
             // Deep nesting.
-            let depth = pick([64, 200, 1000, 5000, 100_000])
-            let open: [UInt8] = yaml ? Array(pick(["[", "{a: ", "- "]).utf8) : Array(pick(["[", "{\"a\":"]).utf8)
+            let depth = pick([64, 200, 1000, 5000, 5000, 100_000])
+            let open = yaml ? pick(["[", "{a: ", "- "]) : pick(["[", "{\"a\":"])
+            let close = open == "[" ? "]" : open.hasPrefix("{") ? "}" : ""
             let at = below(b.count + 1)
-            var nest = [UInt8]()
-            for _ in 0..<depth { nest += open }
-            if chance(0.5) { for _ in 0..<depth { nest += open == Array("[".utf8) ? [0x5D] : (open.first == 0x7B ? [0x7D] : []) } }
+            var nest = Array(String(repeating: open, count: depth).utf8)
+            if chance(0.5) { nest += Array(String(repeating: close, count: depth).utf8) }
             b.insert(contentsOf: nest, at: at)
         case 6 where yaml:
             // Anchors and aliases, tabs, odd scalars.
