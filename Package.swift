@@ -20,12 +20,13 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CKernels"),
-        .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"]),
+        .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .target(name: "Formats", dependencies: [
             "Tensors", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Encoder", dependencies: ["Tensors", "Formats"]),
-        .target(name: "Merging", dependencies: ["Tensors", "Formats", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Merging", dependencies: ["Tensors", "Formats", .product(name: "Yams", package: "Yams")],
+                swiftSettings: [.swiftLanguageMode(.v6)]),
         .target(name: "Store", dependencies: [
             "Tensors", "Formats", "Encoder", "Merging", .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),

@@ -31,7 +31,7 @@ public enum AdapterSource: Equatable {
         }
         if path.hasSuffix(".alloy") { return .alloyDelta(path) }
         let file = try SafetensorsFile(path: path)
-        if file.names.contains(where: { $0.hasSuffix(".indices") }) { return .sparse(path) }
+        if SparseDelta.isSparse(file) { return .sparse(path) }
         return .taskVector(path)
     }
 }
@@ -91,27 +91,12 @@ extension AdapterSet {
     }
 
     mutating func addSparse(_ f: SafetensorsFile, scale: Float, model: EncoderModel) throws {
-        for idxName in f.names where idxName.hasSuffix(".indices") {
-            let name = model.architecture.canonical(String(idxName.dropLast(".indices".count)))
-            let valName = String(idxName.dropLast(".indices".count)) + ".values"
-            let idx = try f.tensor(idxName)
-            guard f.info(valName) != nil else { throw EncoderError.adapter(path: f.path, reason: "\(idxName) has no \(valName)") }
-            let values = try f.tensor(valName).floats()
-            guard idx.elementCount == values.count else {
-                throw EncoderError.adapter(path: f.path, reason: "\(idxName) has \(idx.elementCount) entries, \(valName) \(values.count)")
-            }
-            let indices: [Int]
-            switch idx.dtype {
-            case .i32: indices = idx.rawBytes.bindMemory(to: Int32.self).map { Int($0) }
-            case .i64: indices = idx.rawBytes.bindMemory(to: Int64.self).map { Int($0) }
-            default: throw EncoderError.adapter(path: f.path, reason: "\(idxName) must be I32 or I64, is \(idx.dtype.rawValue)")
-            }
-            let n = model.weights[name]?.elementCount ?? 0
-            let dst = try writable(name, model: model, source: f.path)
-            for (k, i) in indices.enumerated() {
-                guard i >= 0, i < n else { throw EncoderError.adapter(path: f.path, reason: "\(idxName)[\(k)] = \(i) is outside \(name) (\(n) elements)") }
-                dst[i] += scale * values[k]
-            }
+        let arch = model.architecture
+        let delta = try SparseDelta(f) { model.weights[arch.canonical($0)]?.elementCount }
+        for e in delta.entries {
+            let values = try e.values.floats()
+            let dst = try writable(arch.canonical(e.name), model: model, source: f.path)
+            for (k, i) in e.indices.enumerated() { dst[i] += scale * values[k] }
         }
     }
 

@@ -1,9 +1,10 @@
 import Foundation
+import Synchronization
 import Tensors
 
 /// One low-rank update of a linear layer (Hu et al. 2022, https://arxiv.org/abs/2106.09685):
 /// W' = W + scale · B·A with A: r×in, B: out×r, applied unmerged as y += scale·(x Aᵀ) Bᵀ.
-public struct LoRAWeights: @unchecked Sendable {
+public struct LoRAWeights: Sendable {
     public let a: Tensor
     public let b: Tensor
     public let scale: Float
@@ -11,17 +12,34 @@ public struct LoRAWeights: @unchecked Sendable {
     /// A and B packed for the encoder's linear kernel (x Aᵀ, then t Bᵀ), once per adapter.
     let packedA: PackedWeights, packedB: PackedWeights
 
+    /// API contract: the PEFT loader (`LoRAAdapter(peft:for:)`) converts both factors to F32
+    /// and checks their shapes against the base before building one; input cannot reach this.
     public init(a: Tensor, b: Tensor, scale: Float) {
         precondition(a.dtype == .f32 && b.dtype == .f32 && a.shape.dims[0] == b.shape.dims[1])
         self.a = a; self.b = b; self.scale = scale
         packedA = PackedWeights(a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: a.shape.dims[0], k: a.shape.dims[1])
         packedB = PackedWeights(b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: b.shape.dims[0], k: b.shape.dims[1])
     }
+
+    /// Adds the update as a dense matrix, w += scale·B·A, to the out×in row-major `w` (merging
+    /// the adapter into a copy of the weight, or materialising it as a task vector).
+    public func add(into w: UnsafeMutablePointer<Float>) {
+        let (n, k, r) = (b.shape.dims[0], a.shape.dims[1], rank)
+        GEMM.sgemm(m: n, n: k, k: r, alpha: scale, a: b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), lda: r,
+                   b: a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: k, beta: 1, c: w, ldc: k)
+    }
+
+    /// The update as a dense out×in matrix, scale·B·A.
+    public func dense() -> [Float] {
+        var d = [Float](repeating: 0, count: b.shape.dims[0] * a.shape.dims[1])
+        d.withUnsafeMutableBufferPointer { if let p = $0.baseAddress { add(into: p) } }
+        return d
+    }
 }
 
 /// A LoRA adapter: low-rank updates by canonical linear path (e.g.
 /// `encoder.layer.0.attention.self.query`), plus an optional classification head.
-public final class LoRAAdapter: @unchecked Sendable {
+public final class LoRAAdapter: Sendable {
     public let name: String
     public let layers: [String: LoRAWeights]
     public let head: ClassificationHead?
@@ -36,7 +54,7 @@ public final class LoRAAdapter: @unchecked Sendable {
 /// The adapters active for a forward pass. `patched` replaces base weights (dense task vectors
 /// applied with λ, sparse deltas scattered into copies of only the tensors they touch); `loras`
 /// stay unmerged, each with its own scale. Swapping an `AdapterSet` never touches the base.
-public struct AdapterSet: @unchecked Sendable {
+public struct AdapterSet: Sendable {
     public var patched: [String: Tensor] = [:] { didSet { packed = PackedCache() } }
     public var loras: [(adapter: LoRAAdapter, scale: Float)] = []
     /// `patched` weights packed for the linear kernel on first use; a new, empty cache whenever
@@ -46,15 +64,16 @@ public struct AdapterSet: @unchecked Sendable {
 }
 
 /// Packed forms of an `AdapterSet`'s patched weights, filled by forward passes (any thread).
-final class PackedCache: @unchecked Sendable {
-    private var entries: [String: PackedWeights] = [:]
-    private let lock = NSLock()
+final class PackedCache: Sendable {
+    private let entries = Mutex<[String: PackedWeights]>([:])
 
+    /// `w` is a patched linear weight (F32, out × in; `AdapterSet` checked its shape).
     func weights(_ name: String, _ w: Tensor) -> PackedWeights {
-        lock.lock(); defer { lock.unlock() }
-        if let p = entries[name] { return p }
-        let p = PackedWeights(w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: w.shape.dims[0], k: w.shape.dims[1])
-        entries[name] = p
-        return p
+        entries.withLock { cache in
+            if let p = cache[name] { return p }
+            let p = PackedWeights(w.rawBytes.bindMemory(to: Float.self).baseAddress!, n: w.shape.dims[0], k: w.shape.dims[1])
+            cache[name] = p
+            return p
+        }
     }
 }

@@ -2,7 +2,7 @@ import Tensors
 
 /// A linear classification head on the mean-pooled (not normalised) hidden states — the
 /// convention of Alloy's experts (Adapters/*/card.json: head.pooling = "mean").
-public struct ClassificationHead: @unchecked Sendable {
+public struct ClassificationHead: Sendable {
     public let weight: Tensor   // labels × hidden
     public let bias: Tensor     // labels
     public var labels: [String]
@@ -22,8 +22,11 @@ public struct ClassificationHead: @unchecked Sendable {
 
     /// Softmax probabilities for one pooled vector.
     public func probabilities(_ pooled: [Float]) -> [Float] {
-        let w = try! weight.floats(), b = try! bias.floats()
-        let k = pooled.count
+        // `init` converted both to F32; the loaders check the head's width against the encoder's,
+        // so pooled vectors of that encoder always fit (API contract, not input).
+        let w = weight.rawBytes.bindMemory(to: Float.self), b = bias.rawBytes.bindMemory(to: Float.self)
+        let k = weight.shape.dims[1]
+        precondition(pooled.count == k, "a pooled vector of \(pooled.count) for a head of width \(k)")
         var logits = (0..<count).map { c in (0..<k).reduce(b[c]) { $0 + w[c * k + $1] * pooled[$1] } }
         logits.withUnsafeMutableBufferPointer { Kernels.softmaxRow($0.baseAddress!, count: $0.count) }
         return logits

@@ -20,14 +20,15 @@ extension EncoderModel {
     /// - Complexity: O(T·(4h² + 2hf) + Σ Lₛ²·h) for T tokens in all.
     public func hiddenStates(_ batch: [[Int32]], adapters: AdapterSet = AdapterSet(),
                              perSequence: [(adapter: LoRAAdapter, scale: Float)?]? = nil) -> HiddenStates {
-        let limit = config.maxPositionEmbeddings - architecture.positionOffset
+        // API contract, not input: `SentenceEncoder.tokenize` truncates every text to `maxTokens`
+        // (position offset included), so no user input reaches these checks.
         for seq in batch {
-            precondition(seq.count <= limit, "a sequence of \(seq.count) tokens exceeds the model's \(limit) positions; truncate when tokenizing")
+            precondition(seq.count <= maxTokens, "a sequence of \(seq.count) tokens exceeds the model's \(maxTokens) positions; truncate when tokenizing")
         }
         // Order sequences so that equal per-sequence adapters are contiguous.
         var order = Array(batch.indices)
         if let per = perSequence {
-            precondition(per.count == batch.count)
+            precondition(per.count == batch.count, "one adapter entry per sequence (API contract)")
             order.sort { (per[$0].map { ObjectIdentifier($0.adapter).hashValue } ?? 0, $0) < (per[$1].map { ObjectIdentifier($0.adapter).hashValue } ?? 0, $1) }
         }
         var offsets = [0]

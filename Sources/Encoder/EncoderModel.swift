@@ -1,10 +1,11 @@
 import Foundation
 import Formats
+import Synchronization
 import Tensors
 
 /// A BERT-family encoder whose weights are views of a memory-mapped checkpoint. The base file
 /// is never rewritten: adapters patch copies of only the tensors they touch (`AdapterSet`).
-public final class EncoderModel: @unchecked Sendable {
+public final class EncoderModel: Sendable {
     public let directory: String
     public let config: HFConfig
     public let architecture: Architecture
@@ -16,14 +17,15 @@ public final class EncoderModel: @unchecked Sendable {
     let layerPaths: [(linear: [String], attentionNorm: String, outputNorm: String)]
     private let source: WeightSource
     /// Base linear weights packed for the forward pass, on first use.
-    private var packed: [String: PackedWeights] = [:]
-    private let packLock = NSLock()
-    private var cachedHash: String?
-    private let hashLock = NSLock()
+    private let packed = Mutex<[String: PackedWeights]>([:])
+    private let cachedHash = Mutex<String?>(nil)
 
     public var hidden: Int { config.hiddenSize }
     public var heads: Int { config.numAttentionHeads }
     public var layers: Int { config.numHiddenLayers }
+    /// The longest sequence (special tokens included) the position table holds: RoBERTa-style
+    /// models start positions after the padding index, so they hold `positionOffset` fewer.
+    public var maxTokens: Int { config.maxPositionEmbeddings - architecture.positionOffset }
 
     /// Loads `config.json` and the weights in `directory`, strictly.
     public init(directory: String) throws {
@@ -37,6 +39,12 @@ public final class EncoderModel: @unchecked Sendable {
             throw EncoderError.unknownArchitecture(path: configPath, found: config.modelType ?? config.architectures?.first ?? "none")
         }
         architecture = arch
+        guard config.maxPositionEmbeddings - arch.positionOffset >= 3 else {
+            throw EncoderError.invalidConfig(path: configPath, reason: "max_position_embeddings \(config.maxPositionEmbeddings) leaves no room for a sentence (\(arch.name) needs at least \(arch.positionOffset + 3))")
+        }
+        guard config.numAttentionHeads > 0, config.hiddenSize % config.numAttentionHeads == 0 else {
+            throw EncoderError.invalidConfig(path: configPath, reason: "hidden_size \(config.hiddenSize) is not a multiple of num_attention_heads \(config.numAttentionHeads)")
+        }
         eps = Float(config.layerNormEps ?? 1e-12)
         source = try WeightSource(path: directory)
         weights = try Self.bind(source, config: config, arch: arch, name: directory)
@@ -49,22 +57,24 @@ public final class EncoderModel: @unchecked Sendable {
     /// The base weight `name` (a linear layer's n×k) packed for `PackedWeights.linear`; packed
     /// once, on first use, and kept.
     func packedBase(_ name: String) -> PackedWeights {
-        packLock.lock(); defer { packLock.unlock() }
-        if let p = packed[name] { return p }
-        let w = weights[name]!
-        let p = PackedWeights(w.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: w.shape.dims[0], k: w.shape.dims[1])
-        packed[name] = p
-        return p
+        packed.withLock { cache in
+            if let p = cache[name] { return p }
+            let dims = weights[name]?.shape.dims ?? []
+            let p = PackedWeights(weight(name), n: dims[0], k: dims[1])  // `weight` holds the invariant: a bound 2-D linear weight
+            cache[name] = p
+            return p
+        }
     }
 
     /// The content hash of the base's checkpoint (docs/FORMAT.md), computed once on demand:
     /// deltas record it and are refused on another base.
     public func contentHash() throws -> String {
-        hashLock.lock(); defer { hashLock.unlock() }
-        if let h = cachedHash { return h }
-        let h = try AlloyFile.contentHash(of: source)
-        cachedHash = h
-        return h
+        try cachedHash.withLock { cached in
+            if let h = cached { return h }
+            let h = try AlloyFile.contentHash(of: source)
+            cached = h
+            return h
+        }
     }
 
     /// The expected shape of every weight, by canonical name.
@@ -105,6 +115,8 @@ public final class EncoderModel: @unchecked Sendable {
         return out
     }
 
+    /// A bound weight by canonical name; callers pass names of `expectedShapes` (built from
+    /// the architecture table), all present after `bind` checked them: an invariant, not input.
     func weight(_ name: String) -> UnsafePointer<Float> {
         weights[name]!.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
     }

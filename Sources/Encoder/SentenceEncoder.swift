@@ -15,7 +15,7 @@ public final class SentenceEncoder: @unchecked Sendable {
     public init(directory: String) throws {
         model = try EncoderModel(directory: directory)
         tokenizer = try WordPieceTokenizer(path: (directory as NSString).appendingPathComponent("tokenizer.json"))
-        let settings = try Settings(directory: directory, maxPositionEmbeddings: model.config.maxPositionEmbeddings)
+        let settings = try Settings(directory: directory, maxTokens: model.maxTokens)
         maxLength = settings.maxLength
         normalize = settings.normalize
         meanPooling = settings.meanPooling
@@ -24,14 +24,14 @@ public final class SentenceEncoder: @unchecked Sendable {
     /// The sentence-transformers configuration of a model folder. Each file is optional; one
     /// that exists but is not valid JSON of the expected form is an error naming it and the field.
     public struct Settings: Equatable, Sendable {
-        /// Token limit: `max_seq_length`, at most `max_position_embeddings`.
+        /// Token limit: `max_seq_length`, at most the model's `maxTokens` (its position table).
         public let maxLength: Int
         /// Whether modules.json ends with a Normalize module.
         public let normalize: Bool
         /// Mean pooling unless `1_Pooling/config.json` asks for the CLS token.
         public let meanPooling: Bool
 
-        public init(directory: String, maxPositionEmbeddings: Int) throws {
+        public init(directory: String, maxTokens: Int) throws {
             func json(_ rel: String) throws -> (path: String, value: JSONValue)? {
                 let p = (directory as NSString).appendingPathComponent(rel)
                 guard let data = FileManager.default.contents(atPath: p) else { return nil }
@@ -59,7 +59,7 @@ public final class SentenceEncoder: @unchecked Sendable {
                 }
             }
             meanPooling = mean
-            var limit = maxPositionEmbeddings
+            var limit = maxTokens
             if case let (p, st)? = try json("sentence_bert_config.json") {
                 guard case .object = st else { throw ConfigError.invalid(path: p, reason: "must be a JSON object") }
                 switch st["max_seq_length"] {
@@ -67,7 +67,7 @@ public final class SentenceEncoder: @unchecked Sendable {
                 case .integer(let m)?:
                     // Two tokens go to [CLS] and [SEP]; a limit must leave room for text.
                     guard m > 2 else { throw ConfigError.invalid(path: p, reason: "field \"max_seq_length\" = \(m) must be at least 3") }
-                    limit = min(m, maxPositionEmbeddings)
+                    limit = min(m, maxTokens)
                 default: throw ConfigError.invalid(path: p, reason: "field \"max_seq_length\" must be an integer")
                 }
             }
@@ -76,7 +76,7 @@ public final class SentenceEncoder: @unchecked Sendable {
     }
 
     public func tokenize(_ texts: [String], maxLength: Int? = nil) -> [[Int32]] {
-        let limit = min(maxLength ?? self.maxLength, model.config.maxPositionEmbeddings)
+        let limit = min(maxLength ?? self.maxLength, model.maxTokens)
         var ids = [[Int32]](repeating: [], count: texts.count)
         ids.withUnsafeMutableBufferPointer { out in
             let box = UnsafeSendableBox(out)

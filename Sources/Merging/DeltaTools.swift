@@ -36,16 +36,9 @@ public enum DeltaTools {
         var factors: [String: LoRAMerge.Factors] = [:], reports: [TensorReport] = []
         for (name, d, shape) in try deltas(fineTuned, base) where shape.rank == 2 && !name.contains("embeddings") && name.hasSuffix(".weight") {
             let (m, n) = (shape.dims[0], shape.dims[1])
-            guard let svd = SVD.thin(d, rows: m, cols: n) else { throw LoRAMerge.MergeError(description: "tensor \(name): SVD did not converge") }
-            let r = min(rank, svd.k)
-            var a = [Float](repeating: 0, count: r * n), b = [Float](repeating: 0, count: m * r)
-            for k in 0..<r { for j in 0..<n { a[k * n + j] = svd.vh[k * n + j] } }
-            for o in 0..<m { for k in 0..<r { b[o * r + k] = svd.u[o * svd.k + k] * svd.s[k] } }
-            let total = svd.s.reduce(0.0) { $0 + Double($1) * Double($1) }
-            let kept = svd.s.prefix(r).reduce(0.0) { $0 + Double($1) * Double($1) }
-            let path = String(name.dropLast(".weight".count))
-            factors[path] = LoRAMerge.Factors(a: a, b: b, rank: r, inFeatures: n, outFeatures: m, scale: 1)
-            reports.append(TensorReport(name: name, energyKept: total > 0 ? kept / total : 1, kept: r * (m + n), total: m * n))
+            let (f, energy) = try LoRAMerge.Factors.truncatedSVD(d, rows: m, cols: n, rank: rank, name: "tensor \(name)")
+            factors[String(name.dropLast(".weight".count))] = f
+            reports.append(TensorReport(name: name, energyKept: energy, kept: f.rank * (m + n), total: m * n))
         }
         return (factors, reports)
     }
@@ -88,7 +81,7 @@ public enum DeltaTools {
                     var keep = [Bool](repeating: false, count: n)
                     switch method {
                     case .random:
-                        let key = seed ^ UInt64(name.hashValueStable) << 32
+                        let key = seed ^ StableHash.fnv1a(name)
                         for j in 0..<n { keep[j] = MergeKernels.uniform(key, start + j) < Float(density) }
                     case .magnitude, .breadcrumbs:
                         let order = row.indices.sorted { abs(row[$0]) > abs(row[$1]) }

@@ -18,6 +18,19 @@ public enum LoRAMerge {
         public let a: [Float], b: [Float]
         public let rank: Int, inFeatures: Int, outFeatures: Int
         public let scale: Float
+
+        /// Rank-`rank` factors of the m×n matrix `delta` by truncated SVD (Eckart–Young):
+        /// A = Vh[:r], B = U[:, :r]·S[:r], scale 1; with the fraction of ‖delta‖²_F they keep.
+        static func truncatedSVD(_ delta: [Float], rows m: Int, cols n: Int, rank: Int, name: String) throws -> (Factors, energyKept: Double) {
+            guard let svd = SVD.thin(delta, rows: m, cols: n) else { throw MergeError(description: "\(name): SVD did not converge") }
+            let r = min(rank, svd.k)
+            var a = [Float](repeating: 0, count: r * n), b = [Float](repeating: 0, count: m * r)
+            for k in 0..<r { for j in 0..<n { a[k * n + j] = svd.vh[k * n + j] } }
+            for o in 0..<m { for k in 0..<r { b[o * r + k] = svd.u[o * svd.k + k] * svd.s[k] } }
+            let total = svd.s.reduce(0.0) { $0 + Double($1) * Double($1) }
+            let kept = svd.s.prefix(r).reduce(0.0) { $0 + Double($1) * Double($1) }
+            return (Factors(a: a, b: b, rank: r, inFeatures: n, outFeatures: m, scale: 1), total > 0 ? kept / total : 1)
+        }
     }
 
     public struct MergeError: Error, CustomStringConvertible {
@@ -54,17 +67,12 @@ public enum LoRAMerge {
                 for i in parts.indices {
                     GEMM.sgemm(m: outF, n: inF, k: ranks[i], alpha: ws[i], a: Bs[i], lda: ranks[i], b: As[i], ldb: inF, beta: 1, c: &delta, ldc: inF)
                 }
-                guard let svd = SVD.thin(delta, rows: outF, cols: inF) else { throw MergeError(description: "module \(path): SVD did not converge") }
-                let r = min(rank, svd.k)
-                var a = [Float](repeating: 0, count: r * inF), b = [Float](repeating: 0, count: outF * r)
-                for k in 0..<r { for j in 0..<inF { a[k * inF + j] = svd.vh[k * inF + j] } }
-                for o in 0..<outF { for k in 0..<r { b[o * r + k] = svd.u[o * svd.k + k] * svd.s[k] } }
-                out[path] = Factors(a: a, b: b, rank: r, inFeatures: inF, outFeatures: outF, scale: 1)
+                out[path] = try Factors.truncatedSVD(delta, rows: outF, cols: inF, rank: rank, name: "module \(path)").0
             default:
                 guard Set(ranks).count == 1 else { throw MergeError(description: "module \(path): \(method) needs equal ranks, got \(ranks)") }
                 let wA = ws.map { ($0 >= 0 ? 1 : -1) * abs($0).squareRoot() }, wB = ws.map { abs($0).squareRoot() }
-                let a = combine(As, wA, method, stream: 2 * UInt64(path.hashValueStable))
-                let b = combine(Bs, wB, method, stream: 2 * UInt64(path.hashValueStable) + 1)
+                let a = combine(As, wA, method, stream: StableHash.fnv1a(path) << 1)
+                let b = combine(Bs, wB, method, stream: StableHash.fnv1a(path) << 1 | 1)
                 out[path] = Factors(a: a, b: b, rank: ranks[0], inFeatures: inF, outFeatures: outF, scale: 1)
             }
         }
@@ -128,14 +136,5 @@ public enum LoRAMerge {
                                   "fan_in_fan_out": false, "use_rslora": false, "modules_to_save": NSNull(), "task_type": NSNull()]
         let data = try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write([UInt8](data), to: (dir as NSString).appendingPathComponent("adapter_config.json"))
-    }
-}
-
-extension String {
-    /// FNV-1a: stable across runs (Swift's `hashValue` is seeded per process).
-    var hashValueStable: UInt32 {
-        var h: UInt32 = 2166136261
-        for b in utf8 { h = (h ^ UInt32(b)) &* 16777619 }
-        return h
     }
 }

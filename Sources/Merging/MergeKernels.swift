@@ -3,15 +3,33 @@ import Tensors
 
 /// One tensor's inputs as F32 element pointers (mapped or converted), all of `count` elements.
 struct TensorInputs: @unchecked Sendable {
-    let base: UnsafePointer<Float>?
     let models: [UnsafePointer<Float>]
     let count: Int
 }
 
-/// Parameters resolved for one tensor: globals, and one dictionary per model.
-public struct ResolvedParameters: Sendable {
-    public var global: [String: Double]
-    public var perModel: [[String: Double]]
+/// One tensor's merge parameters as plain values: the recipe's settings evaluated for the
+/// tensor (mergekit `evaluate_setting`), else the method's defaults, else a neutral value for
+/// parameters the method does not declare. `Merger.parameters` builds it and throws when a
+/// required parameter has no value for the tensor, so kernels never look anything up.
+public struct TensorParameters: Sendable {
+    /// Per model (besides the base).
+    public var weights: [Float]
+    public var densities: [Double]
+    public var gammas: [Double]
+    public var normalize = false
+    public var rescale = false
+    public var lambda: Float = 1
+    public var seed: UInt64 = 0
+    /// SLERP's interpolation factor.
+    public var t = 0.0
+
+    public init(weights: [Float], densities: [Double]? = nil, gammas: [Double]? = nil, normalize: Bool = false, rescale: Bool = false,
+                lambda: Float = 1, seed: UInt64 = 0, t: Double = 0) {
+        self.weights = weights
+        self.densities = densities ?? weights.map { _ in 1 }
+        self.gammas = gammas ?? weights.map { _ in 0 }
+        self.normalize = normalize; self.rescale = rescale; self.lambda = lambda; self.seed = seed; self.t = t
+    }
 }
 
 /// Summary of what sparsification kept, for reports and tests.
@@ -22,13 +40,6 @@ public struct KeepStatistics: Sendable {
 }
 
 enum MergeKernels {
-    /// FNV-1a of the tensor name: a stable per-tensor stream id for seeded DARE masks.
-    static func streamID(_ name: String) -> UInt64 {
-        var h: UInt64 = 0xcbf29ce484222325
-        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-        return h
-    }
-
     /// Counter-based uniform in [0, 1): the same value for (seed, model, tensor, index) on any
     /// thread count.
     @inline(__always)
@@ -40,9 +51,9 @@ enum MergeKernels {
         return Float(z >> 40) * (1.0 / 16_777_216.0)
     }
 
-    static func linear(_ x: TensorInputs, _ p: ResolvedParameters, out: UnsafeMutablePointer<Float>) {
-        let w = p.perModel.map { Float($0["weight"]!) }
-        let normalize = p.global["normalize"]! != 0
+    static func linear(_ x: TensorInputs, _ p: TensorParameters, out: UnsafeMutablePointer<Float>) {
+        let w = p.weights
+        let normalize = p.normalize
         let denom = w.reduce(0, +)
         let box = UnsafeSendableBox(out)
         Parallel.forChunks(count: x.count, minChunk: 1 << 15) { r in
@@ -55,25 +66,24 @@ enum MergeKernels {
     }
 
     /// Which entries of τᵢ a model keeps.
-    enum Keep { case all, none, band(lo: Float, hi: Float), random(density: Float, key: UInt64) }
+    enum Keep { case all, none, band(MagnitudeBand), random(density: Float, key: UInt64) }
 
     /// Generalized task arithmetic (mergekit `generalized_task_arithmetic.py`): sparsify each
     /// τᵢ, weight it, elect signs by mass (TIES) when asked, average with the agreeing weights
     /// when normalising, scale by λ, add to the base.
-    static func taskArithmetic(_ x: TensorInputs, _ p: ResolvedParameters, sparsification: MergeMethod.Sparsification?, consensus: Bool,
-                               tensor: String, out: UnsafeMutablePointer<Float>) -> KeepStatistics {
+    static func taskArithmetic(_ x: TensorInputs, base: UnsafePointer<Float>, _ p: TensorParameters, sparsification: MergeMethod.Sparsification?,
+                               consensus: Bool, tensor: String, out: UnsafeMutablePointer<Float>) -> KeepStatistics {
         let n = x.count, m = x.models.count
-        let base = x.base!
-        let w = p.perModel.map { Float($0["weight"]!) }
-        let normalize = p.global["normalize"]! != 0, rescale = p.global["rescale"]! != 0
-        let lambda = Float(p.global["lambda"]!)
-        let seed = UInt64(p.global["seed"] ?? 0)
+        let w = p.weights
+        let normalize = p.normalize, rescale = p.rescale
+        let lambda = p.lambda
+        let seed = p.seed
         // Thresholds for every model, found together in two passes.
         enum Plan { case all, none, top(k: Int), band(bottom: Int, top: Int), random(Float) }
         var plans: [Plan] = []
         var requests: [RadixSelect.Request] = []
         for i in 0..<m {
-            let d = p.perModel[i]["density"] ?? 1
+            let d = p.densities[i]
             guard let s = sparsification, d < 1 else { plans.append(.all); continue }
             switch s {
             case .magnitude:
@@ -81,7 +91,7 @@ enum MergeKernels {
                 let k = max(1, Int(d * Double(n)))
                 plans.append(.top(k: k)); requests.append(.init(model: i, rank: n - k))
             case .magnitudeOutliers:
-                let target = Int(d * Double(n)), top = Int((p.perModel[i]["gamma"] ?? 0.01) * Double(n))
+                let target = Int(d * Double(n)), top = Int(p.gammas[i] * Double(n))
                 let bottom = max(0, n - target - top)
                 if target == 0 { plans.append(.none); continue }
                 plans.append(.band(bottom: bottom, top: min(n - 1, bottom + target - 1)))
@@ -90,61 +100,71 @@ enum MergeKernels {
                 plans.append(.random(Float(d)))
             }
         }
-        let values = RadixSelect.select(requests, base: base, models: x.models, count: n)
-        var next = 0
+        let orders = MagnitudeSelect.orders(ranks: (0..<m).map { i in requests.filter { $0.model == i }.map(\.rank) },
+                                            base: base, models: x.models, count: n)
         let keeps: [Keep] = plans.enumerated().map { i, plan in
             switch plan {
             case .all: return .all
             case .none: return .none
-            case .top: next += 1; return .band(lo: values[next - 1], hi: .infinity)
-            case .band: next += 2; return .band(lo: values[next - 2], hi: values[next - 1])
-            case .random(let d): return .random(density: d, key: seed ^ streamID(tensor) ^ (UInt64(i + 1) << 56))
+            case let .top(k):
+                guard let t = orders[i][0] else { return .all }  // every requested rank gets an order
+                return .band(MagnitudeBand(top: k, order: t, count: n))
+            case let .band(bottom, top):
+                guard let l = orders[i][0], let h = orders[i][1] else { return .all }
+                return .band(MagnitudeBand(ranks: bottom, top, low: l, high: h))
+            case .random(let d): return .random(density: d, key: seed ^ StableHash.fnv1a(tensor) ^ (UInt64(i + 1) << 56))
             }
         }
-        @inline(__always) func kept(_ k: Keep, _ j: Int, _ delta: Float) -> Bool {
+        /// Whether model i keeps entry j (τ = `delta`); entries of a chunk come in index order.
+        @inline(__always) func kept(_ k: Keep, _ j: Int, _ delta: Float, _ cursor: inout MagnitudeBand.Cursor) -> Bool {
             switch k {
             case .all: return true
             case .none: return false
-            case let .band(lo, hi): let a = Swift.abs(delta); return a >= lo && a <= hi
+            case let .band(band): return band.keep(Swift.abs(delta), &cursor)
             case let .random(density, key): return uniform(key, j) < density
             }
         }
+        func cursors(_ c: Int) -> [MagnitudeBand.Cursor] {
+            keeps.map { k in if case let .band(b) = k { return b.cursor(chunk: c) }; return .init(lo: 0, hi: 0) }
+        }
+        let chunk = MagnitudeSelect.chunk, chunks = (n + chunk - 1) / chunk
         // L1 rescaling of each sparsified τᵢ (mergekit `rescaled_masked_tensor`): one pass, only when asked.
         var scale = [Float](repeating: 1, count: m)
         var stats = KeepStatistics(total: n * m)
-        let parts = 16
         if rescale, sparsification != nil {
-            var partial = [Double](repeating: 0, count: parts * m * 2)
+            var partial = [Double](repeating: 0, count: chunks * m * 2)
             partial.withUnsafeMutableBufferPointer { pb in
                 let box = UnsafeSendableBox(pb.baseAddress!)
-                Parallel.forEach(count: parts) { q in
+                Parallel.forEach(count: chunks) { c in
+                    var cur = cursors(c)
                     for i in 0..<m {
                         let k = keeps[i], model = x.models[i]
                         var b = 0.0, a = 0.0
-                        for j in (n * q / parts)..<(n * (q + 1) / parts) {
+                        for j in (c * chunk)..<min(n, (c + 1) * chunk) {
                             let d = model[j] - base[j]
                             b += Double(Swift.abs(d))
-                            if kept(k, j, d) { a += Double(Swift.abs(d)) }
+                            if kept(k, j, d, &cur[i]) { a += Double(Swift.abs(d)) }
                         }
-                        box.value[(q * m + i) * 2] = b
-                        box.value[(q * m + i) * 2 + 1] = a
+                        box.value[(c * m + i) * 2] = b
+                        box.value[(c * m + i) * 2 + 1] = a
                     }
                 }
             }
             for i in 0..<m {
                 var before = 0.0, after = 0.0
-                for q in 0..<parts { before += partial[(q * m + i) * 2]; after += partial[(q * m + i) * 2 + 1] }
+                for c in 0..<chunks { before += partial[(c * m + i) * 2]; after += partial[(c * m + i) * 2 + 1] }
                 if before >= 1e-7, after >= 1e-7 { scale[i] = Float(before / after) }
             }
         }
         stats.rescale = scale.map(Double.init)
         let weightSum = w.reduce(0, +)
         let box = UnsafeSendableBox(out)
-        var keptCounts = [Int](repeating: 0, count: parts)
+        var keptCounts = [Int](repeating: 0, count: chunks)
         keptCounts.withUnsafeMutableBufferPointer { kc in
           let kbox = UnsafeSendableBox(kc.baseAddress!)
-          Parallel.forEach(count: parts) { q in
-            let r = (n * q / parts)..<(n * (q + 1) / parts)
+          Parallel.forEach(count: chunks) { q in
+            let r = (q * chunk)..<min(n, (q + 1) * chunk)
+            var cur = cursors(q)
             var dw = [Float](repeating: 0, count: m)
             var keptHere = 0
             for j in r {
@@ -152,7 +172,7 @@ enum MergeKernels {
                 var total: Float = 0
                 for i in 0..<m {
                     let d = x.models[i][j] - b
-                    if kept(keeps[i], j, d) {
+                    if kept(keeps[i], j, d, &cur[i]) {
                         dw[i] = d * scale[i] * w[i]
                         keptHere += 1
                     } else {
@@ -186,8 +206,8 @@ enum MergeKernels {
 
     /// Spherical interpolation from the base (t = 0) to the other model (t = 1), over the whole
     /// tensor; linear when the two are (anti)parallel (|cos| > 0.9995), as mergekit.
-    static func slerp(_ x: TensorInputs, t: Double, out: UnsafeMutablePointer<Float>) {
-        let a = x.base!, b = x.models[0], n = x.count
+    static func slerp(_ x: TensorInputs, base a: UnsafePointer<Float>, t: Double, out: UnsafeMutablePointer<Float>) {
+        let b = x.models[0], n = x.count
         var na = 0.0, nb = 0.0
         for j in 0..<n { na += Double(a[j]) * Double(a[j]); nb += Double(b[j]) * Double(b[j]) }
         na = na.squareRoot(); nb = nb.squareRoot()
@@ -208,8 +228,8 @@ enum MergeKernels {
 
     /// Model Stock (Jang et al. 2024): interpolate between the base and the models' average by
     /// t = k·cos/(1 + (k−1)·cos), cos the mean pairwise cosine of the models' offsets.
-    static func modelStock(_ x: TensorInputs, out: UnsafeMutablePointer<Float>) {
-        let base = x.base!, m = x.models.count, n = x.count
+    static func modelStock(_ x: TensorInputs, base: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let m = x.models.count, n = x.count
         var cosines: [Double] = []
         for i in 0..<m {
             for k in (i + 1)..<m {

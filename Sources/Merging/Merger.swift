@@ -59,18 +59,7 @@ public enum Merger {
                 progress?(index + 1, names.count)
                 continue
             }
-            let t = layerPosition(name, layers: layers)
-            var resolved = ResolvedParameters(global: [:], perModel: [])
-            for p in recipe.method.parameters where p.scope == .global {
-                resolved.global[p.name] = recipe.parameters[p.name]?.evaluate(tensor: name, t: t) ?? p.defaultValue
-            }
-            for m in others {
-                var d: [String: Double] = [:]
-                for p in recipe.method.parameters where p.scope == .perModel {
-                    d[p.name] = (m.parameters[p.name] ?? recipe.parameters[p.name])?.evaluate(tensor: name, t: t) ?? p.defaultValue
-                }
-                resolved.perModel.append(d)
-            }
+            let parameters = try Self.parameters(recipe, others: others, tensor: name, position: layerPosition(name, layers: layers))
             // F32 views (zero-copy for F32 inputs).
             var keep: [Tensor] = []
             func floats(_ t: Tensor) throws -> UnsafePointer<Float> {
@@ -81,16 +70,17 @@ public enum Merger {
             }
             let basePtr = try base.map { try floats(try $0.0.tensor(name)) }
             let modelPtrs = try inputs.map { try floats(try $0.0.tensor(name)) }
-            let x = TensorInputs(base: basePtr, models: modelPtrs, count: ref.elementCount)
+            let x = TensorInputs(models: modelPtrs, count: ref.elementCount)
             let result = try Tensor(dtype: .f32, shape: ref.shape, buffer: TensorBuffer(uninitializedByteCount: ref.elementCount * 4))
             let dst = result.buffer.mutableBase.assumingMemoryBound(to: Float.self)
-            switch recipe.method.kind {
-            case .linear: MergeKernels.linear(x, resolved, out: dst)
-            case let .taskArithmetic(s, consensus):
-                let st = MergeKernels.taskArithmetic(x, resolved, sparsification: s, consensus: consensus, tensor: name, out: dst)
+            switch (recipe.method.kind, basePtr) {
+            case (.linear, _): MergeKernels.linear(x, parameters, out: dst)
+            case let (.taskArithmetic(s, consensus), base?):
+                let st = MergeKernels.taskArithmetic(x, base: base, parameters, sparsification: s, consensus: consensus, tensor: name, out: dst)
                 report.kept.kept += st.kept; report.kept.total += st.total
-            case .slerp: MergeKernels.slerp(x, t: resolved.global["t"]!, out: dst)
-            case .modelStock: MergeKernels.modelStock(x, out: dst)
+            case let (.slerp, base?): MergeKernels.slerp(x, base: base, t: parameters.t, out: dst)
+            case let (.modelStock, base?): MergeKernels.modelStock(x, base: base, out: dst)
+            case (_, nil): throw RecipeError(path: recipe.path, line: nil, message: "\(recipe.method.name) needs a base_model")
             }
             let target = recipe.dtype ?? ref.dtype
             let final = target == .f32 ? result : try result.converted(to: target)
@@ -105,11 +95,36 @@ public enum Merger {
 
     /// mergekit's position of a tensor in the layer stack: layer i of L → i/(L−1); other tensors 0.
     static func layerPosition(_ name: String, layers: Int) -> Double {
-        let parts = name.split(separator: ".")
-        for (i, p) in parts.enumerated() where (p == "layer" || p == "layers" || p == "h") && i + 1 < parts.count {
-            if let n = Int(parts[i + 1]) { return layers > 1 ? Double(n) / Double(layers - 1) : 1 }
+        guard let n = TensorNames.layerIndex(name) else { return 0 }
+        return layers > 1 ? Double(n) / Double(layers - 1) : 1
+    }
+
+    /// The recipe's parameters for one tensor at layer position `position`, as plain values.
+    /// A parameter the method requires (no default) that has no value for this tensor — an
+    /// empty gradient, or conditions none of whose filters match — is an error naming the
+    /// model's line, the parameter and the tensor (mergekit fails there too).
+    static func parameters(_ recipe: Recipe, others: [Recipe.Model], tensor: String, position: Double) throws -> TensorParameters {
+        let method = recipe.method
+        func value(_ name: String, _ setting: Setting?, neutral: Double, model: Recipe.Model?) throws -> Double {
+            guard let declared = method.parameter(name) else { return neutral }
+            if let v = setting?.evaluate(tensor: tensor, t: position) { return v }
+            if let d = declared.defaultValue { return d }
+            let whose = model.map { " of model \($0.ref)" } ?? ""
+            let why = setting == nil ? "it is not given" : "none of its conditions matches the tensor"
+            throw RecipeError(path: recipe.path, line: model?.line, message: "parameter \(name)\(whose) has no value for tensor \"\(tensor)\": \(why); add a condition without a filter")
         }
-        return 0
+        func perModel(_ name: String, neutral: Double) throws -> [Double] {
+            try others.map { m in try value(name, m.parameters[name] ?? recipe.parameters[name], neutral: neutral, model: m) }
+        }
+        func global(_ name: String, neutral: Double) throws -> Double { try value(name, recipe.parameters[name], neutral: neutral, model: nil) }
+        let seed = try global("seed", neutral: 0)
+        // Recipe validation keeps seeds whole and in [0, 2^63); a gradient between two such seeds stays in range.
+        guard seed >= 0, seed < 0x1p63 else { throw RecipeError(path: recipe.path, line: nil, message: "seed \(seed) is outside [0, 2^63)") }
+        return TensorParameters(
+            weights: try perModel("weight", neutral: 1).map { Float($0) },
+            densities: try perModel("density", neutral: 1), gammas: try perModel("gamma", neutral: 0),
+            normalize: try global("normalize", neutral: 0) != 0, rescale: try global("rescale", neutral: 0) != 0,
+            lambda: Float(try global("lambda", neutral: 1)), seed: UInt64(seed), t: try global("t", neutral: 0))
     }
 
     /// Merges and writes `DIR/model.safetensors`, copying config and tokenizer files from the base.
@@ -119,14 +134,7 @@ public enum Merger {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"],
                                     to: (dir as NSString).appendingPathComponent("model.safetensors"))
-        let from = recipe.baseModel ?? recipe.models[0].path
-        for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
-                  "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling"] {
-            let src = (from as NSString).appendingPathComponent(f), dst = (dir as NSString).appendingPathComponent(f)
-            guard FileManager.default.fileExists(atPath: src) else { continue }
-            try? FileManager.default.removeItem(atPath: dst)
-            try FileManager.default.copyItem(atPath: src, toPath: dst)
-        }
+        try ModelFolder.copySideFiles(from: recipe.baseModel ?? recipe.models[0].path, to: dir)
         return report
     }
 }

@@ -25,8 +25,9 @@ public indirect enum Setting: Sendable, Equatable {
             let frac = scaled - Double(i0)
             return (1 - frac) * vs[i0] + frac * vs[i1]
         case .conditional(let cs):
-            for c in cs where c.filter == nil || c.filter == "*" || tensor.contains(c.filter!) {
-                return c.value.evaluate(tensor: tensor, t: t)
+            for c in cs {
+                guard let f = c.filter, f != "*" else { return c.value.evaluate(tensor: tensor, t: t) }
+                if tensor.contains(f) { return c.value.evaluate(tensor: tensor, t: t) }
             }
             return nil
         }
@@ -73,16 +74,33 @@ public struct Recipe {
     /// Parses and checks the recipe at `path`; model paths are relative to its directory.
     /// `lookup` maps a model that is not a path on disk (e.g. a store entry) to a folder.
     public init(path: String, lookup: ((String) throws -> String?)? = nil) throws {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        if let size, size > Self.maxBytes {
+            throw RecipeError(path: path, line: nil, message: "the recipe is \(size) bytes; recipes are at most \(Self.maxBytes)")
+        }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw RecipeError(path: path, line: nil, message: "cannot read the recipe")
+            throw RecipeError(path: path, line: nil, message: "cannot read the recipe (missing, unreadable or not UTF-8)")
         }
         try self.init(yaml: text, path: path, lookup: lookup)
     }
+
+    /// Limits on untrusted recipes, checked before the YAML parser sees the text: a recipe
+    /// is a few hundred bytes nested four or five levels deep; a deeply nested document would
+    /// overflow the parser's stack, and aliases could expand a small file exponentially.
+    public static let maxBytes = 1 << 20
+    public static let maxDepth = 64
+    static let maxSettingNodes = 100_000
 
     public init(yaml text: String, path: String, lookup: ((String) throws -> String?)? = nil) throws {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
         func fail(_ node: Node?, _ msg: String) -> RecipeError { RecipeError(path: path, line: node?.mark.map { $0.line }, message: msg) }
+        guard text.utf8.count <= Self.maxBytes else {
+            throw RecipeError(path: path, line: nil, message: "the recipe is \(text.utf8.count) bytes; recipes are at most \(Self.maxBytes)")
+        }
+        if let (depth, line) = Self.nesting(text), depth > Self.maxDepth {
+            throw RecipeError(path: path, line: line, message: "the recipe nests \(depth) levels deep; recipes nest at most \(Self.maxDepth)")
+        }
         let root: Node
         do {
             guard let r = try Yams.compose(yaml: text) else { throw RecipeError(path: path, line: nil, message: "empty recipe") }
@@ -118,21 +136,30 @@ public struct Recipe {
             }
         } else { dtype = nil }
 
+        var settingNodes = 0
         func setting(_ node: Node, _ pname: String) throws -> Setting {
+            settingNodes += 1
+            guard settingNodes <= Self.maxSettingNodes else { throw fail(node, "parameter \(pname): more than \(Self.maxSettingNodes) values (aliases expanding?)") }
             if let s = node.scalar {
-                if let v = Double(s.string) { return .scalar(v) }
+                if let v = Double(s.string) ?? Double.construct(from: s) {
+                    guard v.isFinite else { throw fail(node, "parameter \(pname) must be finite, not \(s.string)") }
+                    return .scalar(v)
+                }
                 if let b = Bool.construct(from: s) { return .scalar(b ? 1 : 0) }
                 throw fail(node, "parameter \(pname) must be a number or a boolean, not \"\(s.string)\"")
             }
             guard let seq = node.sequence else { throw fail(node, "parameter \(pname) must be a value, a list, or a list of {filter, value}") }
-            if seq.allSatisfy({ $0.scalar != nil }) {
-                return .gradient(try seq.map { n -> Double in
-                    guard let v = Double(n.scalar!.string) else { throw fail(n, "gradient values of \(pname) must be numbers") }
+            guard !seq.isEmpty else { throw fail(node, "parameter \(pname) is an empty list; give a value, a gradient [a, b, …] or conditions [{filter, value}]") }
+            let scalars = seq.compactMap(\.scalar)
+            if scalars.count == seq.count {
+                return .gradient(try zip(seq, scalars).map { n, s -> Double in
+                    guard let v = Double(s.string) ?? Double.construct(from: s), v.isFinite else { throw fail(n, "gradient values of \(pname) must be finite numbers, not \"\(s.string)\"") }
                     return v
                 })
             }
             return .conditional(try seq.map { n in
                 guard let m = n.mapping, let v = m["value"] else { throw fail(n, "conditions of \(pname) are {filter, value}") }
+                if let f = m["filter"], f.string == nil { throw fail(f, "the filter of a \(pname) condition must be a string") }
                 return Setting.Condition(filter: m["filter"]?.string, value: try setting(v, pname))
             })
         }
@@ -150,12 +177,7 @@ public struct Recipe {
                     throw fail(k, "\(key) is a global parameter of \(name); put it under the recipe's parameters")
                 }
                 let s = try setting(v, key)
-                if key == "density" {
-                    for x in s.allValues where !(x > 0 && x <= 1) { throw fail(v, "density \(x) is outside (0, 1]") }
-                }
-                if key == "gamma" || key == "t" {
-                    for x in s.allValues where !(x >= 0 && x <= 1) { throw fail(v, "\(key) \(x) is outside [0, 1]") }
-                }
+                if let problem = Self.outOfRange(key, s.allValues) { throw fail(v, problem) }
                 out[key] = s
             }
             return out
@@ -169,6 +191,7 @@ public struct Recipe {
         }
         self.models = models
         let others = models.filter { $0.path != baseModel }
+        guard !others.isEmpty else { throw fail(modelsNode, "nothing to merge: every model is the base_model") }
         switch method.kind {
         case .slerp where others.count != 1: throw fail(modelsNode, "slerp merges the base with exactly one other model")
         case .modelStock where others.count < 2: throw fail(modelsNode, "model_stock needs at least two models besides the base")
@@ -182,12 +205,77 @@ public struct Recipe {
         if case .slerp = method.kind, self.parameters["t"] == nil { throw fail(methodNode, "slerp needs a parameter t") }
     }
 
+    /// Why a value of parameter `key` is invalid, or nil when every value is in range.
+    static func outOfRange(_ key: String, _ values: [Double]) -> String? {
+        for x in values {
+            if !x.isFinite { return "\(key) must be finite, not \(x)" }
+            switch key {
+            case "density" where !(x > 0 && x <= 1): return "density \(x) is outside (0, 1]"
+            case "gamma", "t": if !(x >= 0 && x <= 1) { return "\(key) \(x) is outside [0, 1]" }
+            case "seed" where !(x >= 0 && x < 0x1p63 && x == x.rounded()): return "seed \(x) must be a whole number in [0, 2^63)"
+            default: break
+            }
+        }
+        return nil
+    }
+
+    /// The deepest nesting of `text` and the line (1-based) where it occurs, over-approximated
+    /// without parsing: block indentation levels, `- ` entries opened on one line, and flow
+    /// brackets outside quoted scalars (a quote opens a scalar only where a scalar can start).
+    /// nil for a text with no content.
+    static func nesting(_ text: String) -> (depth: Int, line: Int)? {
+        var indents: [Int] = []
+        var flow = 0, best: (depth: Int, line: Int)? = nil
+        var quote: UInt8? = nil
+        var lineNumber = 0
+        for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let bytes = Array(line)
+            var i = 0
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 }
+            if quote == nil && flow == 0 {
+                if i == bytes.count || bytes[i] == UInt8(ascii: "#") { continue }
+                while let top = indents.last, top > i { indents.removeLast() }
+                if indents.last != i { indents.append(i) }
+            }
+            var dashes = 0
+            while quote == nil, i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-"), bytes[i + 1] == 0x20 {
+                dashes += 1; i += 2
+                while i < bytes.count, bytes[i] == 0x20 { i += 1 }
+            }
+            var deepest = flow
+            var previous: UInt8 = 0x20
+            while i < bytes.count {
+                let c = bytes[i]
+                if let q = quote {
+                    if c == q { quote = nil }
+                } else {
+                    let scalarStart = previous == 0x20 || previous == UInt8(ascii: "[") || previous == UInt8(ascii: "{")
+                        || previous == UInt8(ascii: ",") || previous == UInt8(ascii: ":")
+                    switch c {
+                    case UInt8(ascii: "\""), UInt8(ascii: "'"): if scalarStart { quote = c }
+                    case UInt8(ascii: "["), UInt8(ascii: "{"): flow += 1; deepest = max(deepest, flow)
+                    case UInt8(ascii: "]"), UInt8(ascii: "}"): flow = max(0, flow - 1)
+                    case UInt8(ascii: "#") where previous == 0x20: i = bytes.count; continue
+                    default: break
+                    }
+                }
+                previous = c
+                i += 1
+            }
+            let depth = indents.count + dashes + deepest
+            if depth > (best?.depth ?? -1) { best = (depth, lineNumber) }
+        }
+        return best
+    }
+
     /// The recipe with parameter `name` set to `value` for every model (a sweep point):
     /// the global value is replaced and per-model values of it are dropped.
     public func overriding(_ name: String, with value: Double) throws -> Recipe {
         guard method.parameter(name) != nil else {
             throw RecipeError(path: path, line: nil, message: "\(method.name) has no parameter \"\(name)\" (it takes \(method.parameters.map(\.name).joined(separator: ", ")))")
         }
+        if let problem = Self.outOfRange(name, [value]) { throw RecipeError(path: path, line: nil, message: problem) }
         var r = self
         r.parameters[name] = .scalar(value)
         for i in r.models.indices { r.models[i].parameters[name] = nil }

@@ -25,6 +25,7 @@ public enum DTypeConversion {
     /// Converts `src` (of floating `dtype`) into `dst`; counts must match.
     public static func toFloat32(_ src: UnsafeRawBufferPointer, dtype: DType, into dst: UnsafeMutableBufferPointer<Float>) {
         let n = dst.count
+        // Invariant: callers size both buffers from one validated Shape (input cannot reach this).
         precondition(src.count == n * dtype.byteSize)
         guard n > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
         switch dtype {
@@ -44,6 +45,7 @@ public enum DTypeConversion {
                 for i in r { d[i] = Float(bitPattern: UInt32(p[i]) << 16) }
             }
         default:
+            // Invariant: `Tensor.withFloats`/`converted` throw for non-floating dtypes before calling.
             preconditionFailure("toFloat32 of non-floating dtype \(dtype)")
         }
     }
@@ -51,6 +53,7 @@ public enum DTypeConversion {
     /// Converts `src` into `dst` laid out as floating `dtype`.
     public static func fromFloat32(_ src: UnsafeBufferPointer<Float>, into dst: UnsafeMutableRawBufferPointer, dtype: DType) {
         let n = src.count
+        // Invariant: callers size both buffers from one validated Shape (input cannot reach this).
         precondition(dst.count == n * dtype.byteSize)
         guard n > 0, let s = src.baseAddress, let d = dst.baseAddress else { return }
         switch dtype {
@@ -70,6 +73,7 @@ public enum DTypeConversion {
                 for i in r { p[i] = floatToBF16(s[i]) }
             }
         default:
+            // Invariant: `Tensor.converted` throws for non-floating targets before calling.
             preconditionFailure("fromFloat32 into non-floating dtype \(dtype)")
         }
     }

@@ -14,17 +14,15 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw TensorError.cannotOpen(path: path, errno: errno) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw TensorError.cannotOpen(path: path, errno: errno) }
-        size = Int(st.st_size)
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor.open(path, .read) } catch let e as SystemError { throw TensorError.cannotOpen(path: path, errno: e.code) }
+        defer { fd.close() }
+        do { size = try fd.size() } catch let e as SystemError { throw TensorError.cannotOpen(path: path, errno: e.code) }
         if size == 0 {
             base = nil
             return
         }
-        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd.raw, 0)
         guard let p, p != MAP_FAILED else { throw TensorError.cannotMap(path: path, errno: errno) }
         base = UnsafeRawPointer(p)
     }

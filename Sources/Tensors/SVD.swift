@@ -11,6 +11,7 @@ public enum SVD {
     }
 
     public static func thin(_ a: [Float], rows m: Int, cols n: Int) -> Result? {
+        // API contract: callers pass an m×n matrix they built (never sizes read from a file).
         precondition(a.count == m * n)
         let k = min(m, n)
         guard k > 0 else { return Result(u: [], s: [], vh: [], k: 0) }

@@ -20,6 +20,7 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible {
 
     /// A shape from literal dimensions known to be valid (programmer error otherwise).
     public init(checked dims: Int...) {
+        // Literal dimensions written in code; a negative or overflowing literal is a programmer error.
         try! self.init(dims)
     }
 

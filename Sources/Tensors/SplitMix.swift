@@ -11,3 +11,13 @@ public struct SplitMix: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 }
+
+/// FNV-1a (64-bit) of a string's UTF-8 bytes: a hash that is the same in every process and on
+/// every platform (Swift's `hashValue` is seeded per process), for seeded per-tensor streams.
+public enum StableHash {
+    public static func fnv1a(_ s: String) -> UInt64 {
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return h
+    }
+}

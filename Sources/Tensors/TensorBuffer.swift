@@ -13,6 +13,7 @@ public final class TensorBuffer: @unchecked Sendable {
 
     /// A zero-filled, owned buffer.
     public init(zeroedByteCount: Int) {
+        // Invariant: sizes come from `Shape.byteCount`, which is checked and never negative.
         precondition(zeroedByteCount >= 0)
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(zeroedByteCount, 1), alignment: 64)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: max(zeroedByteCount, 1))
@@ -26,6 +27,7 @@ public final class TensorBuffer: @unchecked Sendable {
     /// Buffers of 4 MiB or more are 2 MiB-aligned and advised as huge pages, so filling them
     /// takes a few page faults instead of one per 4 KiB page.
     public init(uninitializedByteCount n: Int) {
+        // Invariant: sizes come from `Shape.byteCount`, which is checked and never negative.
         precondition(n >= 0)
         let huge = 2 << 20
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: n >= 2 * huge ? huge : 64)
@@ -38,6 +40,7 @@ public final class TensorBuffer: @unchecked Sendable {
 
     /// A view of `range` inside `file`. The caller has validated the range.
     public init(mapping file: MappedFile, range: Range<Int>) {
+        // Invariant: readers validate every range against the file before making a view.
         precondition(range.lowerBound >= 0 && range.upperBound <= file.size)
         owned = nil
         mapping = file
@@ -47,6 +50,7 @@ public final class TensorBuffer: @unchecked Sendable {
 
     /// Writable pointer; only owned buffers are writable.
     public var mutableBase: UnsafeMutableRawPointer {
+        // API contract: only code that created an owned tensor writes to it; mapped inputs are read-only.
         guard let owned else { preconditionFailure("a mapped tensor is read-only; copy it first") }
         return owned
     }

@@ -77,11 +77,8 @@ func merged(_ lora: LoRAAdapter, _ model: EncoderModel) throws -> AdapterSet {
     var set = AdapterSet()
     for (path, lw) in lora.layers {
         let w = model.weights[path + ".weight"]!
-        let (n, k, r) = (w.shape.dims[0], w.shape.dims[1], lw.rank)
         let out = try Tensor(dtype: .f32, shape: w.shape, bytes: w.rawBytes)
-        GEMM.sgemm(m: n, n: k, k: r, alpha: lw.scale, a: lw.b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), lda: r,
-                   b: lw.a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: k, beta: 1,
-                   c: out.buffer.mutableBase.assumingMemoryBound(to: Float.self), ldc: k)
+        lw.add(into: out.buffer.mutableBase.assumingMemoryBound(to: Float.self))
         set.patched[path + ".weight"] = out
     }
     return set

@@ -207,3 +207,40 @@ final class AlloyDeltaTests: XCTestCase {
         XCTAssertNotEqual(model.hiddenStates(batch, adapters: b).values, first)
     }
 }
+
+final class HostileInputTests: XCTestCase {
+    /// Issue 14, cause 6: a RoBERTa-family model (positions start after the padding index)
+    /// with an input longer than its position table used to fail the forward pass's
+    /// precondition; the tokenizer now truncates to `max_position_embeddings − offset`.
+    func testRobertaLongInputIsTruncatedToItsPositions() throws {
+        let dir = NSTemporaryDirectory() + "alloy-roberta-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = try String(contentsOfFile: Fixture.path("tiny/config.json"), encoding: .utf8)
+        config = config.replacingOccurrences(of: "\"model_type\": \"bert\"", with: "\"model_type\": \"roberta\"")
+        try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: Fixture.path("tiny/model.safetensors"), toPath: dir + "/model.safetensors")
+        try FileManager.default.copyItem(atPath: Fixture.path("minilm_tokenizer.json"), toPath: dir + "/tokenizer.json")
+        let encoder = try SentenceEncoder(directory: dir)
+        XCTAssertEqual(encoder.model.maxTokens, 62, "64 positions minus RoBERTa's offset of 2")
+        let long = String(repeating: "word ", count: 500)
+        XCTAssertEqual(encoder.tokenize([long])[0].count, 62)
+        let v = encoder.encode([long, "short"])
+        XCTAssertEqual(v.count, 2)
+        XCTAssertTrue(v.allSatisfy { $0.count == 32 && $0.allSatisfy(\.isFinite) })
+    }
+
+    /// A config whose position table cannot hold a sentence, or whose heads do not divide the
+    /// hidden size, is refused when the model is opened, naming config.json.
+    func testImpossibleConfigsAreRefused() throws {
+        for (field, value) in [("\"max_position_embeddings\": 64", "\"max_position_embeddings\": 2"), ("\"num_attention_heads\": 4", "\"num_attention_heads\": 5")] {
+            let dir = NSTemporaryDirectory() + "alloy-cfg-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let config = try String(contentsOfFile: Fixture.path("tiny/config.json"), encoding: .utf8).replacingOccurrences(of: field, with: value)
+            try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+            try FileManager.default.copyItem(atPath: Fixture.path("tiny/model.safetensors"), toPath: dir + "/model.safetensors")
+            XCTAssertThrowsError(try EncoderModel(directory: dir)) { XCTAssertTrue("\($0)".contains("config.json"), "\($0)") }
+        }
+    }
+}

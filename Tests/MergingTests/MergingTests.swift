@@ -67,8 +67,8 @@ final class DARETests: XCTestCase {
         var out = [Float](repeating: 0, count: n)
         let st = base.withUnsafeBufferPointer { b in model.withUnsafeBufferPointer { m in
             out.withUnsafeMutableBufferPointer { o in
-                MergeKernels.taskArithmetic(TensorInputs(base: b.baseAddress!, models: [m.baseAddress!], count: n),
-                                            ResolvedParameters(global: ["normalize": 0, "rescale": 1, "lambda": 1, "seed": 1], perModel: [["weight": 1, "density": 0.25]]),
+                MergeKernels.taskArithmetic(TensorInputs(models: [m.baseAddress!], count: n), base: b.baseAddress!,
+                                            TensorParameters(weights: [1], densities: [0.25], rescale: true, seed: 1),
                                             sparsification: .random, consensus: false, tensor: "w", out: o.baseAddress!)
             }
         } }
@@ -98,5 +98,98 @@ final class BadRecipeTests: XCTestCase {
         // Another architecture: the tiny encoder of the runtime fixtures (hidden 32) against these (hidden 16).
         let other = URL(fileURLWithPath: fixtures).appendingPathComponent("../../EncoderTests/Fixtures/tiny").standardized.path
         expectError("merge_method: task_arithmetic\nbase_model: base\nmodels:\n  - model: \(other)\n    parameters: {weight: 1}\n", "hidden 32")
+    }
+
+    /// Issue 14, causes 1, 2 and 4: recipes that used to trap now fail with an error naming
+    /// the file, line, parameter and tensor.
+    func testHostileRecipesFailWithErrorsNotTraps() throws {
+        let head = "merge_method: task_arithmetic\nbase_model: base\nmodels:\n  - model: expert0\n"
+        expectError(head + "    parameters: {weight: []}\n", "bad.yaml:5: parameter weight is an empty list")
+        expectError(head + "    parameters:\n      weight: [{filter: nomatch, value: 1}]\n",
+                    "bad.yaml:4: parameter weight of model expert0 has no value for tensor")
+        expectError(head + "    parameters:\n      weight: [{filter: attention, value: 1}]\n", "none of its conditions matches the tensor")
+        expectError("merge_method: slerp\nbase_model: base\nparameters:\n  t: [{filter: nomatch, value: 0.5}]\nmodels:\n  - model: expert0\n",
+                    "parameter t has no value for tensor")
+        expectError(head + "    parameters: {weight: 1}\nparameters: {seed: -1}\n", "seed -1.0 must be a whole number")
+        expectError(head + "    parameters: {weight: 1}\nparameters: {seed: 1e20}\n", "seed 1e+20 must be a whole number")
+        expectError(head + "    parameters: {weight: .nan}\n", "must be finite")
+        expectError(head + "    parameters: {weight: [1, .inf]}\n", "must be finite")
+        expectError("merge_method: task_arithmetic\nbase_model: base\nmodels:\n  - model: base\n    parameters: {weight: 1}\n", "nothing to merge")
+        for depth in [2_000, 20_000] {
+            let deep = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+            expectError(head + "    parameters: {weight: \(deep)}\n", "levels deep")
+            expectError(String(repeating: "- ", count: depth) + "x\n", "levels deep")
+            var block = ""
+            for i in 0..<200 { block += String(repeating: " ", count: i) + "k\(i):\n" }
+            expectError(block, "levels deep")
+        }
+        // Aliases that would expand exponentially are cut off, not expanded.
+        var conditions = ["{filter: c0, value: &a0 [{filter: x, value: 1}, {filter: y, value: 1}]}"]
+        for i in 1..<40 { conditions.append("{filter: c\(i), value: &a\(i) [{filter: x, value: *a\(i - 1)}, {filter: y, value: *a\(i - 1)}]}") }
+        XCTAssertThrowsError(try Recipe(yaml: head + "    parameters:\n      weight: [\(conditions.joined(separator: ", "))]\n", path: "\(fixtures)/bad.yaml")) {
+            XCTAssertTrue("\($0)".contains("more than"), "\($0)")
+        }
+        // A gradient or a condition without a filter still works: a partial list plus a catch-all.
+        let ok = head + "    parameters:\n      weight: [{filter: attention, value: 0.5}, {value: 1}]\n"
+        XCTAssertNoThrow(try Merger.merge(try Recipe(yaml: ok, path: "\(fixtures)/ok.yaml")))
+    }
+}
+
+/// The trimming selection (TIES top-k, breadcrumbs band) against a stable sort, on tensors
+/// large enough for the sampled path, with many ties at the boundaries; seeded.
+final class MagnitudeSelectTests: XCTestCase {
+    /// The kept flags of a reference: stable sort of |τ| (ascending; index order among equals).
+    func reference(_ a: [Float], first: Int, last: Int) -> [Bool] {
+        let order = a.indices.sorted { (a[$0], $0) < (a[$1], $1) }
+        var keep = [Bool](repeating: false, count: a.count)
+        for r in first...last { keep[order[r]] = true }
+        return keep
+    }
+
+    func check(n: Int, levels: Int, seed: UInt64, sigmas: Double, file: StaticString = #filePath, line: UInt = #line) {
+        var rng = SplitMix(seed: seed)
+        let base = (0..<n).map { _ in Float(Int(rng.next() % 7)) }
+        // Quantised deltas: many exact ties, also at the thresholds.
+        let model = base.map { $0 + Float(Int(rng.next() % UInt64(levels)) - levels / 2) * 0.25 }
+        let a = zip(model, base).map { abs($0 - $1) }
+        base.withUnsafeBufferPointer { b in model.withUnsafeBufferPointer { m in
+            for density in [0.2, 0.5, 0.9] {
+                // TIES: the k largest, ties lowest index first (descending stable order).
+                let k = Int(density * Double(n))
+                let desc = a.indices.sorted { (a[$0], $1) > (a[$1], $0) }.prefix(k)
+                var want = [Bool](repeating: false, count: n); for i in desc { want[i] = true }
+                let o = MagnitudeSelect.orders(ranks: [[n - k]], base: b.baseAddress!, models: [m.baseAddress!], count: n, sigmas: sigmas)
+                guard let t = o[0][0] else { return XCTFail("no order", file: file, line: line) }
+                XCTAssertEqual(got(MagnitudeBand(top: k, order: t, count: n), a), want, "top \(k) of \(n)", file: file, line: line)
+                // Breadcrumbs: ascending ranks [bottom, bottom + target).
+                let target = k, top = Int(0.05 * Double(n)), bottom = max(0, n - target - top)
+                let last = min(n - 1, bottom + target - 1)
+                let ob = MagnitudeSelect.orders(ranks: [[bottom, last]], base: b.baseAddress!, models: [m.baseAddress!], count: n, sigmas: sigmas)
+                guard let l = ob[0][0], let h = ob[0][1] else { return XCTFail("no order", file: file, line: line) }
+                XCTAssertEqual(got(MagnitudeBand(ranks: bottom, last, low: l, high: h), a), reference(a, first: bottom, last: last),
+                               "band \(bottom)...\(last) of \(n)", file: file, line: line)
+            }
+        } }
+    }
+
+    func got(_ band: MagnitudeBand, _ a: [Float]) -> [Bool] {
+        var out = [Bool](repeating: false, count: a.count)
+        for c in 0..<((a.count + MagnitudeSelect.chunk - 1) / MagnitudeSelect.chunk) {
+            var cur = band.cursor(chunk: c)
+            for j in (c * MagnitudeSelect.chunk)..<min(a.count, (c + 1) * MagnitudeSelect.chunk) { out[j] = band.keep(a[j], &cur) }
+        }
+        XCTAssertEqual(out.filter { $0 }.count, out.filter { $0 }.count)
+        return out
+    }
+
+    func testSampledSelectionKeepsExactlyMergekitsEntries() {
+        check(n: 140_003, levels: 9, seed: 1, sigmas: 4)        // sampled path, heavy ties
+        check(n: 70_000, levels: 100_001, seed: 2, sigmas: 4)  // sampled path, few ties
+        check(n: 20_000, levels: 9, seed: 3, sigmas: 4)         // small tensor: sorted copy
+    }
+
+    func testFallbackWhenTheSampleMissesGivesTheSameEntries() {
+        check(n: 70_001, levels: 9, seed: 4, sigmas: 0)
+        check(n: 66_000, levels: 1_000_001, seed: 5, sigmas: 0)
     }
 }

@@ -1,0 +1,196 @@
+import Tensors
+
+/// Exact order statistics of |τ| = |θᵢ − θ_base| for the trimming steps of TIES and Model
+/// Breadcrumbs, and the exact set of entries they keep.
+///
+/// mergekit keeps exactly k entries (`torch.argsort(|τ|, descending=True)[:k]` for TIES,
+/// `torch.sort(|τ|)` positions `[n_bot, n_bot + target)` for breadcrumbs). Alloy finds the
+/// boundary values without sorting: a seeded sample of 4,096 magnitudes brackets each boundary
+/// rank, one streaming pass counts the entries below each bracket and collects those inside it
+/// (a few percent), and a selection among those gives the value, the count below it and its ties
+/// per chunk. A bracket that misses (rare: the bracket spans ±4 standard deviations of the
+/// sample quantile) falls back to the two-pass radix select plus a counting pass.
+///
+/// Ties at a boundary are broken by position, as stable sorts do: TIES keeps the tied entries
+/// with the lowest flat indices (descending stable order); breadcrumbs orders ties by index in
+/// its ascending sort, so it drops the lowest-index ties at its lower boundary and keeps the
+/// lowest-index ties at its upper one. Chunks are fixed (`chunk` entries), so the result does
+/// not depend on the number of threads.
+enum MagnitudeSelect {
+    /// Entries per chunk of the streaming passes (and of the merge pass that uses the ties).
+    static let chunk = 1 << 16
+
+    /// The value at one ascending rank of |τ|, how many entries are below it, and how many equal
+    /// it in each chunk (in index order of chunks).
+    struct Order {
+        let value: Float
+        let less: Int
+        let equalPerChunk: [Int]
+        var equal: Int { equalPerChunk.reduce(0, +) }
+    }
+
+    /// The orders at `ranks[i]` (ascending ranks in 0..<n) of model i's |τ|, for every model.
+    /// `sigmas` widens each bracket (tests pass 0 to exercise the fallback).
+    static func orders(ranks: [[Int]], base: UnsafePointer<Float>, models: [UnsafePointer<Float>], count n: Int, sigmas: Double = 4) -> [[Order?]] {
+        var result: [[Order?]] = ranks.map { $0.map { _ in nil } }
+        let chunks = (n + chunk - 1) / chunk
+        // Small tensors: sort a copy.
+        if n <= 32_768 {
+            for (i, rs) in ranks.enumerated() where !rs.isEmpty {
+                var a = (0..<n).map { Swift.abs(models[i][$0] - base[$0]) }
+                a.sort()
+                for (q, r) in rs.enumerated() {
+                    let v = a[r]
+                    let less = lowerBound(a, v), upper = lowerBound(a, v.nextUp)
+                    result[i][q] = Order(value: v, less: less, equalPerChunk: [upper - less])
+                }
+            }
+            return result
+        }
+        // Brackets from a seeded sample.
+        struct Bracket { let model: Int, slot: Int, rank: Int, lo: Float, hi: Float }
+        var brackets: [Bracket] = []
+        var rng = SplitMix(seed: UInt64(n))
+        let s = 4096
+        let positions = (0..<s).map { _ in Int(rng.next() % UInt64(n)) }.sorted()
+        for (i, rs) in ranks.enumerated() where !rs.isEmpty {
+            let sample = positions.map { Swift.abs(models[i][$0] - base[$0]) }.sorted()
+            for (q, r) in rs.enumerated() {
+                let p = Double(r) / Double(n)
+                let spread = sigmas * ((p * (1 - p) / Double(s)).squareRoot() + 0.5 / Double(s))
+                let iLo = Int(((p - spread) * Double(s)).rounded(.down)), iHi = Int(((p + spread) * Double(s)).rounded(.up))
+                brackets.append(Bracket(model: i, slot: q, rank: r, lo: iLo < 0 ? -1 : sample[iLo], hi: iHi >= s ? .infinity : sample[iHi]))
+            }
+        }
+        // One pass: below-counts and in-bracket candidates, per chunk.
+        let nb = brackets.count
+        var below = [Int](repeating: 0, count: nb * chunks)
+        var candidates = [[Float]](repeating: [], count: nb * chunks)
+        below.withUnsafeMutableBufferPointer { bp in candidates.withUnsafeMutableBufferPointer { cp in
+            let box = UnsafeSendableBox((bp.baseAddress!, cp.baseAddress!, brackets, models, base))
+            Parallel.forEach(count: chunks) { c in
+                let (bp, cp, brackets, models, base) = box.value
+                let range = (c * chunk)..<min(n, (c + 1) * chunk)
+                for (b, br) in brackets.enumerated() {
+                    let m = models[br.model], lo = br.lo, hi = br.hi
+                    var count = 0
+                    var found: [Float] = []
+                    for j in range {
+                        let a = Swift.abs(m[j] - base[j])
+                        if a < lo { count += 1 } else if a <= hi { found.append(a) }
+                    }
+                    bp[b * chunks + c] = count
+                    (cp + b * chunks + c).initialize(to: found)
+                }
+            }
+        } }
+        for (b, br) in brackets.enumerated() {
+            let lessThanBracket = below[(b * chunks)..<((b + 1) * chunks)].reduce(0, +)
+            let perChunk = candidates[(b * chunks)..<((b + 1) * chunks)]
+            let inside = perChunk.reduce(0) { $0 + $1.count }
+            guard br.rank >= lessThanBracket, br.rank < lessThanBracket + inside else { continue }
+            var all = [Float](); all.reserveCapacity(inside)
+            for c in perChunk { all += c }
+            let v = quickselect(&all, br.rank - lessThanBracket)
+            let less = lessThanBracket + all.reduce(0) { $0 + ($1 < v ? 1 : 0) }
+            result[br.model][br.slot] = Order(value: v, less: less, equalPerChunk: perChunk.map { c in c.reduce(0) { $0 + ($1 == v ? 1 : 0) } })
+        }
+        // Fallback for brackets that missed: radix select, then a counting pass.
+        for br in brackets where result[br.model][br.slot] == nil {
+            let v = RadixSelect.select([.init(model: br.model, rank: br.rank)], base: base, models: models, count: n)[0]
+            var less = [Int](repeating: 0, count: chunks), equal = less
+            less.withUnsafeMutableBufferPointer { lp in equal.withUnsafeMutableBufferPointer { ep in
+                let box = UnsafeSendableBox((lp.baseAddress!, ep.baseAddress!, models[br.model], base))
+                Parallel.forEach(count: chunks) { c in
+                    let (lp, ep, m, base) = box.value
+                    var l = 0, e = 0
+                    for j in (c * chunk)..<min(n, (c + 1) * chunk) {
+                        let a = Swift.abs(m[j] - base[j])
+                        if a < v { l += 1 } else if a == v { e += 1 }
+                    }
+                    lp[c] = l; ep[c] = e
+                }
+            } }
+            result[br.model][br.slot] = Order(value: v, less: less.reduce(0, +), equalPerChunk: equal)
+        }
+        return result
+    }
+
+    /// The first index of sorted `a` whose value is ≥ `v`.
+    static func lowerBound(_ a: [Float], _ v: Float) -> Int {
+        var lo = 0, hi = a.count
+        while lo < hi { let mid = (lo + hi) / 2; if a[mid] < v { lo = mid + 1 } else { hi = mid } }
+        return lo
+    }
+
+    /// The k-th smallest of `a` (0-based), reordering `a` (Hoare's selection, median-of-three;
+    /// C. A. R. Hoare 1961, "Algorithm 65: Find").
+    static func quickselect(_ a: inout [Float], _ k: Int) -> Float {
+        var lo = 0, hi = a.count - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            if a[mid] < a[lo] { a.swapAt(mid, lo) }
+            if a[hi] < a[lo] { a.swapAt(hi, lo) }
+            if a[hi] < a[mid] { a.swapAt(hi, mid) }
+            let pivot = a[mid]
+            var i = lo, j = hi
+            while i <= j {
+                // Bounded scans: NaNs (which compare false) must not walk off either end.
+                while i < hi && a[i] < pivot { i += 1 }
+                while j > lo && pivot < a[j] { j -= 1 }
+                if i <= j { a.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if k <= j { hi = j } else if k >= i { lo = i } else { return a[k] }
+        }
+        return a[k]
+    }
+}
+
+/// The entries of one model's τ that trimming keeps, as value bounds plus tie windows: an entry
+/// of magnitude a is kept when lo < a < hi; when a == lo (or a == hi) it is kept if its index
+/// among the entries of that magnitude, in flat index order, falls in the window. `keep` is
+/// called for the entries of one chunk in index order, starting from the chunk's tie counts.
+struct MagnitudeBand: Sendable {
+    let lo: Float, hi: Float
+    let loWindow: Range<Int>, hiWindow: Range<Int>
+    /// Per chunk: entries equal to lo (hi) in earlier chunks.
+    let loBefore: [Int], hiBefore: [Int]
+
+    /// TIES: the k largest magnitudes, ties at the k-th taken lowest index first.
+    init(top k: Int, order t: MagnitudeSelect.Order, count n: Int) {
+        let greater = n - t.less - t.equal
+        lo = t.value; hi = .infinity
+        loWindow = 0..<max(0, k - greater); hiWindow = 0..<0
+        loBefore = Self.prefix(t.equalPerChunk); hiBefore = []
+    }
+
+    /// Breadcrumbs: ascending ranks first...last, ties ordered by index.
+    init(ranks first: Int, _ last: Int, low l: MagnitudeSelect.Order, high h: MagnitudeSelect.Order) {
+        lo = l.value; hi = h.value
+        if l.value == h.value {
+            loWindow = (first - l.less)..<(last - l.less + 1); hiWindow = 0..<0
+        } else {
+            loWindow = (first - l.less)..<Int.max; hiWindow = 0..<(last - h.less + 1)
+        }
+        loBefore = Self.prefix(l.equalPerChunk); hiBefore = Self.prefix(h.equalPerChunk)
+    }
+
+    static func prefix(_ counts: [Int]) -> [Int] {
+        var out = [Int](repeating: 0, count: counts.count), acc = 0
+        for (c, x) in counts.enumerated() { out[c] = acc; acc += x }
+        return out
+    }
+
+    /// Tie counters of one chunk, advanced by `keep`.
+    struct Cursor { var lo: Int, hi: Int }
+
+    func cursor(chunk c: Int) -> Cursor { Cursor(lo: loBefore.isEmpty ? 0 : loBefore[c], hi: hiBefore.isEmpty ? 0 : hiBefore[c]) }
+
+    @inline(__always)
+    func keep(_ a: Float, _ t: inout Cursor) -> Bool {
+        if a > lo && a < hi { return true }
+        if a == lo { defer { t.lo += 1 }; return loWindow.contains(t.lo) }
+        if a == hi { defer { t.hi += 1 }; return hiWindow.contains(t.hi) }
+        return false
+    }
+}
