@@ -15,7 +15,7 @@ import Tensors
 /// Environment: `ALLOY_FUZZ_MUTANTS` (mutants per target, default `FuzzConfig.defaultMutants`),
 /// `ALLOY_FUZZ_SEED` (base seed), `ALLOY_FUZZ_INDEX` (run only that mutant: reproduces a crash).
 enum FuzzConfig {
-    static let defaultMutants = 1000
+    static let defaultMutants = 2000
     static let defaultSeed: UInt64 = 0xA110_7F22
     /// A parse slower than this (seconds, debug build) fails the test with its index.
     static let slowSeconds = 10.0
@@ -25,6 +25,7 @@ enum FuzzConfig {
     static var env: [String: String] { ProcessInfo.processInfo.environment }
     static var mutants: Int { env["ALLOY_FUZZ_MUTANTS"].flatMap(Int.init) ?? defaultMutants }
     static var seed: UInt64 { env["ALLOY_FUZZ_SEED"].flatMap { UInt64($0.hasPrefix("0x") ? String($0.dropFirst(2)) : $0, radix: $0.hasPrefix("0x") ? 16 : 10) } ?? defaultSeed }
+    static var verbose: Bool { env["ALLOY_FUZZ_VERBOSE"] != nil }
     static var onlyIndex: Int? { env["ALLOY_FUZZ_INDEX"].flatMap(Int.init) }
     /// Where mutants are written: `ALLOY_FUZZ_DIR`, else a RAM disk when there is one (each
     /// mutant is a few file writes), else the temporary directory.
@@ -148,11 +149,16 @@ final class FuzzRun: @unchecked Sendable {
         }
     }
 
+    /// Error messages (digits dropped) and how often they were thrown, with ALLOY_FUZZ_VERBOSE.
+    var errorKinds: [String: Int] = [:]
+
     /// Seconds spent making, writing and parsing mutants in the last `fuzz`.
-    private(set) var timing = (mutate: 0.0, write: 0.0, parse: 0.0, slowest: 0.0, slowestIndex: 0)
+    /// and how many mutants parsed without error (a target whose mutants all fail early only
+    /// tests its first check).
+    private(set) var timing = (mutate: 0.0, write: 0.0, parse: 0.0, slowest: 0.0, slowestIndex: 0, accepted: 0)
 
     func fuzz(_ target: FuzzTarget, count: Int, seed: UInt64) throws -> (ran: Int, failures: [String]) {
-        timing = (0, 0, 0, 0, 0)
+        timing = (0, 0, 0, 0, 0, 0)
         let base = (FuzzConfig.workRoot as NSString).appendingPathComponent(target.name)
         let dir = (base as NSString).appendingPathComponent("current")
         let note = (base as NSString).appendingPathComponent("current.txt")
@@ -173,7 +179,12 @@ final class FuzzRun: @unchecked Sendable {
             timing.write += Date().timeIntervalSince(tw)
             begin(label)
             let t0 = Date()
-            try? target.parse(dir)
+            do { try target.parse(dir); timing.accepted += 1 } catch {
+                if FuzzConfig.verbose {
+                    let kind = String("\(error)".replacingOccurrences(of: dir, with: "").filter { !$0.isNumber }.prefix(90))
+                    errorKinds[kind, default: 0] += 1
+                }
+            }
             let dt = Date().timeIntervalSince(t0)
             end()
             timing.parse += dt
@@ -237,7 +248,9 @@ struct Mutator {
         switch style {
         case .fixed: return b
         case .binary: return binary(b, donors: donors)
-        case .json: return chance(0.75) ? text(b, yaml: false) : binary(b, donors: donors)
+        case .json:
+            if chance(0.5), let t = jsonTree(b) { return t }
+            return chance(0.6) ? text(b, yaml: false) : binary(b, donors: donors)
         case .yaml: return chance(0.75) ? text(b, yaml: true) : binary(b, donors: donors)
         case .safetensors: return safetensors(b, donors: donors)
         case .alloy: return AlloyMutation.mutate(b, with: &self, donors: donors)
@@ -393,7 +406,9 @@ struct Mutator {
         guard n <= input.count - 8 else { return binary(input, donors: donors) }
         let header = Array(input[8..<(8 + n)])
         let data = Array(input[(8 + n)...])
-        var h = text(header, yaml: false)
+        var h = chance(0.6) ? (jsonTree(header) ?? text(header, yaml: false)) : text(header, yaml: false)
+        // The reference writer pads the header with spaces to a multiple of 8.
+        if chance(0.5) { while h.count % 8 != 0 { h.append(0x20) } }
         var d = data
         if chance(0.2) { d = d.isEmpty ? [0] : Array(d.prefix(below(d.count + 1))) }
         if chance(0.1) { h.append(contentsOf: [UInt8](repeating: 0x20, count: below(9))) }

@@ -29,8 +29,12 @@ final class FuzzTests: XCTestCase {
         let (ran, failures) = try run.fuzz(target, count: FuzzConfig.mutants, seed: FuzzConfig.seed)
         Self.total += ran
         print("fuzz \(target.name): \(ran) mutants in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s, seed \(FuzzConfig.seed) (\(Self.total) so far); "
-              + String(format: "mutate %.1f s, write %.1f s, parse %.1f s, slowest parse %.2f s (mutant %d)",
-                       run.timing.mutate, run.timing.write, run.timing.parse, run.timing.slowest, run.timing.slowestIndex))
+              + String(format: "mutate %.1f s, write %.1f s, parse %.1f s, slowest parse %.2f s (mutant %d); %d parsed without error",
+                       run.timing.mutate, run.timing.write, run.timing.parse, run.timing.slowest, run.timing.slowestIndex, run.timing.accepted))
+        if FuzzConfig.verbose {
+            for (k, n) in run.errorKinds.sorted(by: { $0.value > $1.value }).prefix(25) { print(String(format: "%6d  ", n) + k) }
+            run.errorKinds = [:]
+        }
         fflush(stdout)
         for f in failures { XCTFail(f, file: file, line: line) }
     }
