@@ -42,8 +42,8 @@ public struct WordPieceTokenizer: Sendable {
         }
         var vocab = [String: Int32](minimumCapacity: rawVocab.count)
         for (k, v) in rawVocab {
-            guard let i = int(v), let id = Int32(exactly: i) else {
-                throw EncoderError.unsupportedTokenizer(path: path, reason: "vocabulary entry \(k) has no integer id")
+            guard let i = int(v), let id = Int32(exactly: i), id >= 0 else {
+                throw EncoderError.unsupportedTokenizer(path: path, reason: "vocabulary entry \(k) has no non-negative integer id")
             }
             vocab[k] = id
         }
