@@ -33,10 +33,11 @@ let package = Package(
         ]),
         .target(name: "Evaluation", dependencies: ["Encoder", "Formats", "Tensors"]),
         .target(name: "Composition", dependencies: ["Tensors", "Formats", "Encoder", "Evaluation", "Merging", "Store"]),
-        .executableTarget(name: "alloy", dependencies: [
+        .target(name: "AlloyCLI", dependencies: [
             "Tensors", "Formats", "Encoder", "Evaluation", "Merging", "Store", "Composition",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .executableTarget(name: "alloy", dependencies: ["AlloyCLI"]),
         .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats", "Encoder"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"]),
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Formats", "Tensors"],
@@ -44,6 +45,9 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], exclude: ["Fixtures"]),
         .testTarget(name: "MergingTests", dependencies: ["Merging", "Formats", "Tensors"], exclude: ["Fixtures"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Encoder", "Formats", "Tensors"], exclude: ["Fixtures"]),
+        .testTarget(name: "alloyTests", dependencies: [
+            "AlloyCLI", "Store", "Formats", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], exclude: ["Golden"]),
         .testTarget(name: "CompositionTests", dependencies: ["Composition", "Encoder", "Evaluation"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Tensors"],
                     exclude: ["Fixtures"]),

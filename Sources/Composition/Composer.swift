@@ -23,6 +23,10 @@ public enum Composer {
     /// (Snell et al., 2017) — a held-out task has no head to train through.
     public static func learn(_ bench: Workbench, task: String, shots: Int = 5, budget: Int = 40, l1: Double = 0.05,
                              seed: UInt64 = 0) throws -> Learned {
+        guard !bench.experts.isEmpty else { throw TaskError(path: task, line: nil, reason: "learned composition needs at least one expert") }
+        guard shots >= 1, budget >= 1 else {
+            throw TaskError(path: task, line: nil, reason: "learned composition needs at least one shot per label and one evaluation (shots \(shots), budget \(budget))")
+        }
         let train = try bench.data(task, split: "train")
         let idx = ProbeEvaluation.sample(train, shots: shots, seed: 1000 + seed)
         let texts = idx.map { train.texts[$0] }, labels = idx.map { train.labels[$0] }
@@ -81,6 +85,7 @@ public enum Composer {
     /// each query votes for the expert owning its nearest training input (dot product of the
     /// normalised embeddings); experts are ranked by votes, ties by mean best similarity.
     public static func retrieve(_ bench: Workbench, task: String, queries: Int = 32, perExpert: Int = 100) throws -> [(expert: String, score: Double)] {
+        guard !bench.experts.isEmpty else { throw TaskError(path: task, line: nil, reason: "retrieval needs at least one expert") }
         let base = Variant(name: "base")
         func unit(_ e: [[Float]]) -> [[Float]] { e.map { v in let n = max(1e-12, v.reduce(0) { $0 + $1 * $1 }.squareRoot()); return v.map { $0 / n } } }
         let q = unit(bench.embed(Array(try bench.data(task, split: "test").texts.prefix(queries)), base))
@@ -110,7 +115,7 @@ public enum Composer {
         var s = comment.split(separator: "\n").map { "# \($0)\n" }.joined()
         s += "merge_method: task_arithmetic\nbase_model: \(base)\nparameters:\n  lambda: 1.0\nmodels:\n"
         let kept = zip(experts, weights).filter { abs($0.1) >= 5e-5 }
-        for (e, w) in kept.isEmpty ? [(experts[0], 0)] : kept {
+        for (e, w) in kept.isEmpty ? Array(zip(experts.prefix(1), [0.0])) : kept {
             s += "  - model: \(e)\n    parameters:\n      weight: \(String(format: "%.4f", w))\n"
         }
         return s

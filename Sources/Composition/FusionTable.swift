@@ -107,31 +107,7 @@ public struct FusionTable: Codable, Sendable {
 
     /// A horizontal bar chart of the seen and held-out averages per row.
     public func svg(title: String = "Seen vs held-out accuracy") -> String {
-        let rowH = 26, left = 220, width = 760, top = 50
-        let h = top + rows.count * rowH + 40
-        let plotW = width - left - 60
-        let values = rows.flatMap { [$0.seenAverage, $0.heldOutAverage].compactMap { $0 } }
-        let lo = max(0, ((values.min() ?? 0) * 10).rounded(.down) / 10 - 0.1), hi = 1.0
-        func x(_ v: Double) -> Double { Double(left) + (v - lo) / (hi - lo) * Double(plotW) }
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(h)\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"\(left)\" y=\"20\" font-size=\"14\" font-weight=\"bold\">\(title)</text>\n"
-        s += "<rect x=\"\(left)\" y=\"28\" width=\"10\" height=\"10\" fill=\"#4C72B0\"/><text x=\"\(left + 14)\" y=\"37\">seen tasks (expert heads)</text>\n"
-        s += "<rect x=\"\(left + 200)\" y=\"28\" width=\"10\" height=\"10\" fill=\"#DD8452\"/><text x=\"\(left + 214)\" y=\"37\">held-out tasks (k-shot probe)</text>\n"
-        var t = lo
-        while t <= hi + 1e-9 {
-            s += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#555\">%.0f</text>\n",
-                        x(t), x(t), top - 4, top + rows.count * rowH, x(t), top + rows.count * rowH + 16, t * 100)
-            t += 0.1
-        }
-        for (i, r) in rows.enumerated() {
-            let y = top + i * rowH
-            s += "<text x=\"\(left - 8)\" y=\"\(y + 16)\" text-anchor=\"end\">\(r.name.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;"))</text>\n"
-            for (k, v) in [r.seenAverage, r.heldOutAverage].enumerated() {
-                guard let v else { continue }
-                s += String(format: "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"10\" fill=\"%@\"/><text x=\"%.1f\" y=\"%d\" fill=\"#333\" font-size=\"10\">%.1f</text>\n",
-                            left, y + 3 + k * 11, max(0, x(v) - Double(left)), k == 0 ? "#4C72B0" : "#DD8452", x(v) + 3, y + 12 + k * 11, v * 100)
-            }
-        }
-        return s + "</svg>\n"
+        Chart.pairedBars(title: title, legend: ("seen tasks (expert heads)", "held-out tasks (k-shot probe)"),
+                         rows.map { ($0.name, $0.seenAverage, $0.heldOutAverage) })
     }
 }

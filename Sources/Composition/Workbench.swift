@@ -43,6 +43,20 @@ public struct Score: Sendable, Codable {
     public let note: String?
 
     enum CodingKeys: String, CodingKey { case task, accuracy, ci, std, n, note, proto = "protocol", macroF1 = "macro_f1" }
+
+    public init(task: String, proto: EvalProtocol, accuracy: Double, macroF1: Double, ci: [Double], std: Double, n: Int, note: String?) {
+        self.task = task; self.proto = proto; self.accuracy = accuracy; self.macroF1 = macroF1; self.ci = ci; self.std = std; self.n = n; self.note = note
+    }
+
+    /// As the synthesised encoding, but a non-finite number (a std over one seed, say) is `null`.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        func number(_ v: Double, _ k: CodingKeys) throws { if v.isFinite { try c.encode(v, forKey: k) } else { try c.encodeNil(forKey: k) } }
+        try c.encode(task, forKey: .task); try c.encode(proto, forKey: .proto)
+        try number(accuracy, .accuracy); try number(macroF1, .macroF1); try number(std, .std)
+        try c.encode(ci.map { $0.isFinite ? $0 : nil }, forKey: .ci)
+        try c.encode(n, forKey: .n); try c.encodeIfPresent(note, forKey: .note)
+    }
 }
 
 /// Evaluates encoder variants on task splits, sharing the tokenised tasks and the base.
@@ -92,12 +106,30 @@ public final class Workbench: @unchecked Sendable {
     /// Mean-pooled, unnormalised states (what heads and probes read).
     public func embed(_ texts: [String], _ v: Variant, label: String? = nil) -> [[Float]] {
         let total = texts.count
-        return encoder.encode(texts, adapters: v.adapters, normalized: false, maxLength: maxLength, batchSize: batchSize) { [progress] done in
+        return encoder.encode(texts, adapters: v.adapters, normalized: false, maxLength: maxLength, batchSize: max(1, batchSize)) { [progress] done in
             if let label { progress?(label, done, total) }
         }
     }
 
+    /// Scores `v` on each of `tasks` with `proto`; the probe once per entry of `shots` (k per label).
+    public func evaluate(_ v: Variant, tasks: [String], proto: EvalProtocol, shots: [Int]) throws -> [Score] {
+        var results: [Score] = []
+        for t in tasks {
+            guard proto == .probe else { results.append(try evaluate(v, task: t, proto: proto)); continue }
+            for k in shots {
+                self.shots = k
+                results.append(try evaluate(v, task: t, proto: .probe))
+            }
+        }
+        return results
+    }
+
     public func evaluate(_ v: Variant, task: String, proto: EvalProtocol) throws -> Score {
+        if proto == .probe {
+            guard shots >= 1, seeds >= 1 else {
+                throw TaskError(path: task, line: nil, reason: "the probe needs at least one shot per label and one seed (shots \(shots), seeds \(seeds))")
+            }
+        }
         let test = try data(task, split: "test")
         switch proto {
         case .head:

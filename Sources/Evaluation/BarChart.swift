@@ -1,7 +1,7 @@
 import Foundation
 
-/// Minimal SVG charts for reports (no plotting dependency): bars with interval whiskers, and
-/// lines over a swept parameter.
+/// Minimal SVG charts for reports (no plotting dependency): bars with interval whiskers, pairs
+/// of horizontal bars per row, and lines over a swept parameter. The one place SVG is drawn.
 public enum Chart {
     static func esc(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
 
@@ -51,6 +51,37 @@ public enum Chart {
             s += "<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\" points=\"" + sr.points.map { String(format: "%.1f,%.1f", px($0.0), py($0.1)) }.joined(separator: " ") + "\"/>\n"
             for p in sr.points { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>\n", px(p.0), py(p.1), c) }
             s += "<rect x=\"\(w - right + 10)\" y=\"\(top + 16 * k)\" width=\"10\" height=\"10\" fill=\"\(c)\"/><text x=\"\(w - right + 24)\" y=\"\(top + 9 + 16 * k)\">\(esc(sr.name))</text>\n"
+        }
+        return s + "</svg>\n"
+    }
+
+    /// Horizontal bars, two per row (values in [0, 1]; nil draws no bar), with a legend for the
+    /// two series: what the fusion table's averages look like.
+    public static func pairedBars(title: String, legend: (String, String), _ rows: [(label: String, first: Double?, second: Double?)]) -> String {
+        let rowH = 26, left = 220, width = 760, top = 50
+        let h = top + rows.count * rowH + 40
+        let plotW = width - left - 60
+        let values = rows.flatMap { [$0.first, $0.second].compactMap { $0 } }
+        let lo = max(0, ((values.min() ?? 0) * 10).rounded(.down) / 10 - 0.1), hi = 1.0
+        func x(_ v: Double) -> Double { Double(left) + (v - lo) / (hi - lo) * Double(plotW) }
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(h)\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"\(left)\" y=\"20\" font-size=\"14\" font-weight=\"bold\">\(title)</text>\n"
+        s += "<rect x=\"\(left)\" y=\"28\" width=\"10\" height=\"10\" fill=\"#4C72B0\"/><text x=\"\(left + 14)\" y=\"37\">\(esc(legend.0))</text>\n"
+        s += "<rect x=\"\(left + 200)\" y=\"28\" width=\"10\" height=\"10\" fill=\"#DD8452\"/><text x=\"\(left + 214)\" y=\"37\">\(esc(legend.1))</text>\n"
+        var t = lo
+        while t <= hi + 1e-9 {
+            s += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#555\">%.0f</text>\n",
+                        x(t), x(t), top - 4, top + rows.count * rowH, x(t), top + rows.count * rowH + 16, t * 100)
+            t += 0.1
+        }
+        for (i, r) in rows.enumerated() {
+            let y = top + i * rowH
+            s += "<text x=\"\(left - 8)\" y=\"\(y + 16)\" text-anchor=\"end\">\(esc(r.label))</text>\n"
+            for (k, v) in [r.first, r.second].enumerated() {
+                guard let v else { continue }
+                s += String(format: "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"10\" fill=\"%@\"/><text x=\"%.1f\" y=\"%d\" fill=\"#333\" font-size=\"10\">%.1f</text>\n",
+                            left, y + 3 + k * 11, max(0, x(v) - Double(left)), k == 0 ? "#4C72B0" : "#DD8452", x(v) + 3, y + 12 + k * 11, v * 100)
+            }
         }
         return s + "</svg>\n"
     }

@@ -12,6 +12,8 @@ public struct LogisticRegression: Sendable {
     public let iterations: Int
 
     public init(features: [[Float]], labels: [String], c: Double = 1, maxIterations: Int = 500, tolerance: Double = 1e-8) {
+        // An invariant of the callers: the probe fits on ≥ 1 shot per label of a non-empty task
+        // (Workbench refuses shots or seeds below 1; TaskData refuses empty splits).
         precondition(!features.isEmpty && features.count == labels.count)
         classes = Array(Set(labels)).sorted()
         let d = features[0].count, k = classes.count, n = features.count

@@ -9,6 +9,8 @@ public struct Metrics: Sendable, Codable {
     public let count: Int
 
     public init(predicted: [String], gold: [String], seed: UInt64 = 17, resamples: Int = 1000) {
+        // An invariant of the callers: one prediction per example of a split TaskData has
+        // already refused when empty.
         precondition(predicted.count == gold.count && !gold.isEmpty)
         let n = gold.count
         let correct = zip(predicted, gold).map { $0 == $1 ? 1.0 : 0.0 }

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Tensors
 
@@ -58,13 +59,19 @@ public enum ZeroShotEvaluation {
         }
     }
 
-    /// Label descriptions for `task` from Tasks/zero-shot.json (label names otherwise).
+    /// Label descriptions for `task` from Tasks/zero-shot.json (label names otherwise): an object
+    /// of task → label → description, read with the strict `JSONValue` parser.
     public static func descriptions(task: String, labels: [String], file: String) throws -> [(String, String)] {
-        guard let data = FileManager.default.contents(atPath: file) else { return labels.map { ($0, $0.replacingOccurrences(of: "_", with: " ")) } }
-        guard let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw TaskError(path: file, line: nil, reason: "not a JSON object of task → label → description")
+        func plain(_ l: String) -> String { l.replacingOccurrences(of: "_", with: " ") }
+        guard let data = FileManager.default.contents(atPath: file) else { return labels.map { ($0, plain($0)) } }
+        let root: JSONValue
+        do { root = try JSONValue.parse(String(decoding: data, as: UTF8.self)) } catch {
+            throw TaskError(path: file, line: nil, reason: "not valid JSON: \(error)")
         }
-        let m = obj[task] as? [String: String] ?? [:]
-        return labels.map { ($0, m[$0] ?? $0.replacingOccurrences(of: "_", with: " ")) }
+        guard case .object = root else { throw TaskError(path: file, line: nil, reason: "not a JSON object of task → label → description") }
+        return labels.map { l in
+            if case .string(let d)? = root[task]?[l] { return (l, d) }
+            return (l, plain(l))
+        }
     }
 }

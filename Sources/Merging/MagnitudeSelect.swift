@@ -181,16 +181,38 @@ struct MagnitudeBand: Sendable {
         return out
     }
 
-    /// Tie counters of one chunk, advanced by `keep`.
-    struct Cursor { var lo: Int, hi: Int }
+    /// This band's trimmer for chunk `c` (tie counters start at the chunk's prefix).
+    func trim(chunk c: Int) -> Trim {
+        Trim(kind: .band, lo: lo, hi: hi, loWindow: loWindow, hiWindow: hiWindow,
+             tLo: loBefore.isEmpty ? 0 : loBefore[c], tHi: hiBefore.isEmpty ? 0 : hiBefore[c])
+    }
+}
 
-    func cursor(chunk c: Int) -> Cursor { Cursor(lo: loBefore.isEmpty ? 0 : loBefore[c], hi: hiBefore.isEmpty ? 0 : hiBefore[c]) }
+/// One model's trimming rule for one chunk as plain values (no references, so the inner loops
+/// copy nothing): keep all, none, a magnitude band with tie windows (`MagnitudeBand`), or a
+/// seeded random subset (DARE). `keep` is called for a chunk's entries in index order.
+struct Trim {
+    enum Kind: UInt8 { case all, none, band, random }
+    var kind: Kind
+    var lo: Float = 0, hi: Float = 0
+    var loWindow: Range<Int> = 0..<0, hiWindow: Range<Int> = 0..<0
+    /// Entries equal to lo (hi) seen so far, counted from the tensor's start.
+    var tLo = 0, tHi = 0
+    var density: Float = 0
+    var key: UInt64 = 0
 
     @inline(__always)
-    func keep(_ a: Float, _ t: inout Cursor) -> Bool {
-        if a > lo && a < hi { return true }
-        if a == lo { defer { t.lo += 1 }; return loWindow.contains(t.lo) }
-        if a == hi { defer { t.hi += 1 }; return hiWindow.contains(t.hi) }
-        return false
+    mutating func keep(_ j: Int, _ delta: Float) -> Bool {
+        switch kind {
+        case .all: return true
+        case .none: return false
+        case .random: return MergeKernels.uniform(key, j) < density
+        case .band:
+            let a = Swift.abs(delta)
+            if a > lo && a < hi { return true }
+            if a == lo { defer { tLo += 1 }; return loWindow.contains(tLo) }
+            if a == hi { defer { tHi += 1 }; return hiWindow.contains(tHi) }
+            return false
+        }
     }
 }

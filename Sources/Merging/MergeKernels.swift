@@ -115,17 +115,16 @@ enum MergeKernels {
             case .random(let d): return .random(density: d, key: seed ^ StableHash.fnv1a(tensor) ^ (UInt64(i + 1) << 56))
             }
         }
-        /// Whether model i keeps entry j (τ = `delta`); entries of a chunk come in index order.
-        @inline(__always) func kept(_ k: Keep, _ j: Int, _ delta: Float, _ cursor: inout MagnitudeBand.Cursor) -> Bool {
-            switch k {
-            case .all: return true
-            case .none: return false
-            case let .band(band): return band.keep(Swift.abs(delta), &cursor)
-            case let .random(density, key): return uniform(key, j) < density
+        /// Every model's trimmer for chunk c.
+        func trims(_ c: Int) -> [Trim] {
+            keeps.map { k in
+                switch k {
+                case .all: return Trim(kind: .all)
+                case .none: return Trim(kind: .none)
+                case let .band(b): return b.trim(chunk: c)
+                case let .random(density, key): return Trim(kind: .random, density: density, key: key)
+                }
             }
-        }
-        func cursors(_ c: Int) -> [MagnitudeBand.Cursor] {
-            keeps.map { k in if case let .band(b) = k { return b.cursor(chunk: c) }; return .init(lo: 0, hi: 0) }
         }
         let chunk = MagnitudeSelect.chunk, chunks = (n + chunk - 1) / chunk
         // L1 rescaling of each sparsified τᵢ (mergekit `rescaled_masked_tensor`): one pass, only when asked.
@@ -136,14 +135,14 @@ enum MergeKernels {
             partial.withUnsafeMutableBufferPointer { pb in
                 let box = UnsafeSendableBox(pb.baseAddress!)
                 Parallel.forEach(count: chunks) { c in
-                    var cur = cursors(c)
+                    var trim = trims(c)
                     for i in 0..<m {
-                        let k = keeps[i], model = x.models[i]
+                        let model = x.models[i]
                         var b = 0.0, a = 0.0
                         for j in (c * chunk)..<min(n, (c + 1) * chunk) {
                             let d = model[j] - base[j]
                             b += Double(Swift.abs(d))
-                            if kept(k, j, d, &cur[i]) { a += Double(Swift.abs(d)) }
+                            if trim[i].keep(j, d) { a += Double(Swift.abs(d)) }
                         }
                         box.value[(c * m + i) * 2] = b
                         box.value[(c * m + i) * 2 + 1] = a
@@ -164,7 +163,7 @@ enum MergeKernels {
           let kbox = UnsafeSendableBox(kc.baseAddress!)
           Parallel.forEach(count: chunks) { q in
             let r = (q * chunk)..<min(n, (q + 1) * chunk)
-            var cur = cursors(q)
+            var trim = trims(q)
             var dw = [Float](repeating: 0, count: m)
             var keptHere = 0
             for j in r {
@@ -172,7 +171,7 @@ enum MergeKernels {
                 var total: Float = 0
                 for i in 0..<m {
                     let d = x.models[i][j] - b
-                    if kept(keeps[i], j, d, &cur[i]) {
+                    if trim[i].keep(j, d) {
                         dw[i] = d * scale[i] * w[i]
                         keptHere += 1
                     } else {

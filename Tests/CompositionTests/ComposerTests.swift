@@ -71,4 +71,16 @@ final class ComposerTests: XCTestCase {
         let zs = try b.evaluate(Variant(name: "base"), task: "tweet_sentiment", proto: .zeroShot)
         XCTAssertGreaterThan(zs.accuracy, 0.5, "label descriptions beat chance on tweet sentiment")
     }
+
+    /// Zero shots or seeds are refused with an error naming the task, not a trap on an empty
+    /// training set (issue 14).
+    func testEmptyProbeAndCompositionSettingsAreErrors() throws {
+        let b = try bench()
+        b.shots = 0
+        XCTAssertThrowsError(try b.evaluate(Variant(name: "base"), task: "sms_spam", proto: .probe)) { XCTAssertTrue("\($0)".hasPrefix("sms_spam: the probe needs")) }
+        b.shots = 2; b.seeds = 0
+        XCTAssertThrowsError(try b.evaluate(Variant(name: "base"), task: "sms_spam", proto: .probe))
+        XCTAssertThrowsError(try Composer.learn(b, task: "sms_spam", shots: 0, budget: 5))
+        XCTAssertThrowsError(try Composer.learn(b, task: "sms_spam", shots: 1, budget: 0))
+    }
 }

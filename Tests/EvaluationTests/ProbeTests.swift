@@ -36,3 +36,22 @@ final class ProbeTests: XCTestCase {
         XCTAssertNotEqual(s8, ProbeEvaluation.sample(task, shots: 8, seed: 2))
     }
 }
+
+/// Label descriptions for the zero-shot protocol come from a strict JSON file.
+final class ZeroShotDescriptionTests: XCTestCase {
+    func testDescriptionsFallBackToLabelNamesAndRejectBadFiles() throws {
+        let dir = NSTemporaryDirectory() + "zeroshot-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/zero-shot.json"
+        XCTAssertEqual(try ZeroShotEvaluation.descriptions(task: "t", labels: ["a_b"], file: file).map(\.1), ["a b"], "no file: label names")
+        try #"{"t": {"a": "the letter a", "b": 7}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let d = try ZeroShotEvaluation.descriptions(task: "t", labels: ["a", "b", "c_d"], file: file)
+        XCTAssertEqual(d.map(\.0), ["a", "b", "c_d"])
+        XCTAssertEqual(d.map(\.1), ["the letter a", "b", "c d"], "a description that is not a string falls back to the label")
+        try #"{"t": {"a": "x"}, "t": {}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ZeroShotEvaluation.descriptions(task: "t", labels: ["a"], file: file), "duplicate keys are refused")
+        try "[]".write(toFile: file, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ZeroShotEvaluation.descriptions(task: "t", labels: ["a"], file: file))
+    }
+}

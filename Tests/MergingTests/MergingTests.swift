@@ -175,8 +175,8 @@ final class MagnitudeSelectTests: XCTestCase {
     func got(_ band: MagnitudeBand, _ a: [Float]) -> [Bool] {
         var out = [Bool](repeating: false, count: a.count)
         for c in 0..<((a.count + MagnitudeSelect.chunk - 1) / MagnitudeSelect.chunk) {
-            var cur = band.cursor(chunk: c)
-            for j in (c * MagnitudeSelect.chunk)..<min(a.count, (c + 1) * MagnitudeSelect.chunk) { out[j] = band.keep(a[j], &cur) }
+            var trim = band.trim(chunk: c)
+            for j in (c * MagnitudeSelect.chunk)..<min(a.count, (c + 1) * MagnitudeSelect.chunk) { out[j] = trim.keep(j, a[j]) }
         }
         XCTAssertEqual(out.filter { $0 }.count, out.filter { $0 }.count)
         return out

@@ -1,4 +1,5 @@
 import XCTest
+import Synchronization
 import Foundation
 @testable import Store
 import Encoder
@@ -230,5 +231,125 @@ final class StoreSafetyTests: XCTestCase {
         let after = try s.verify()
         XCTAssertTrue(after.ok && after.leftovers.isEmpty)
         XCTAssertEqual(try s.list().map(\.ref), ["tiny"])
+    }
+}
+
+/// The cache protocol (docs/STORE.md, "Cache"): folders published by rename with a
+/// completeness marker, removed by rename, rebuilt when incomplete.
+final class StoreCacheTests: XCTestCase {
+    func storeWithFineTune() throws -> Store {
+        let s = try temporaryStore()
+        _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
+        var o = ImportOptions(name: "ft"); o.base = "tiny"
+        _ = try s.importSource(Fixture.path("finetuned"), options: o)
+        return s
+    }
+
+    /// What a killed old-style `gc` left (issue 14): the base's folder without its weights.
+    /// verify reports it as an incomplete cache (not damage), and the next import that reads
+    /// the base rebuilds it.
+    func testHalfDeletedCheckoutIsReportedAndRebuilt() throws {
+        let s = try storeWithFineTune()
+        let base = try s.resolve("tiny")
+        let dir = try s.checkout(base)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + CheckoutCache.markerName))
+        try FileManager.default.removeItem(atPath: dir + "/model.safetensors")
+        let report = try s.verify()
+        XCTAssertTrue(report.ok, "\(report.problems)")
+        XCTAssertEqual(report.incompleteCaches.count, 1)
+        XCTAssertTrue(report.incompleteCaches[0].contains("model.safetensors is missing"), report.incompleteCaches[0])
+        var o = ImportOptions(name: "ft-again"); o.base = "tiny"
+        XCTAssertTrue(try s.importSource(Fixture.path("finetuned"), options: o).existed)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/model.safetensors"))
+        let after = try s.verify()
+        XCTAssertTrue(after.ok && after.incompleteCaches.isEmpty && after.leftovers.isEmpty, "\(after)")
+        XCTAssertEqual(after.caches, 1)
+    }
+
+    /// A folder without a marker (an older alloy, or anything unexpected) is not trusted.
+    func testFolderWithoutMarkerIsRebuilt() throws {
+        let s = try storeWithFineTune()
+        let base = try s.resolve("tiny")
+        let dir = s.cacheDir + "/" + base.entry.digest
+        try? FileManager.default.removeItem(atPath: dir)   // the fine-tune's import checked the base out
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        XCTAssertTrue(try s.verify().incompleteCaches.contains { $0.contains("no completeness marker") })
+        XCTAssertEqual(try s.checkout(base), dir)
+        let w = try SafetensorsFile(path: dir + "/model.safetensors")
+        XCTAssertEqual(Set(w.names), Set(try SafetensorsFile(path: Fixture.tiny("model.safetensors")).names))
+        XCTAssertTrue(try s.verify().incompleteCaches.isEmpty)
+    }
+
+    /// A file changed in place (same size) is damage only verify's re-hash sees: a problem,
+    /// fixed by gc and a rebuild.
+    func testModifiedCacheFileIsAProblemUntilGC() throws {
+        let s = try storeWithFineTune()
+        let dir = try s.materialize(try s.resolve("ft"))
+        XCTAssertTrue(dir.hasSuffix("-hf"))
+        let path = dir + "/model.safetensors"
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count - 1] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let report = try s.verify()
+        XCTAssertFalse(report.ok)
+        XCTAssertTrue(report.problems.contains { $0.contains("model.safetensors hashes to") }, "\(report.problems)")
+        let freed = try s.collectGarbage()
+        XCTAssertGreaterThanOrEqual(freed.folders, 1)
+        XCTAssertTrue(try s.verify().ok)
+        XCTAssertEqual(try s.materialize(try s.resolve("ft")), dir)
+        let a = try SafetensorsFile(path: path), b = try SafetensorsFile(path: Fixture.path("finetuned/model.safetensors"))
+        for n in b.names { XCTAssertTrue(try a.tensor(n).bitwiseEquals(b.tensor(n)), n) }
+    }
+
+    /// gc moves cache folders out by rename and deletes leftovers of dead processes in tmp/,
+    /// keeping those of running ones (pid 1 is always running).
+    func testGCRemovesLeftoversButNotThoseOfLiveProcesses() throws {
+        let s = try storeWithFineTune()
+        _ = try s.checkout(try s.resolve("tiny"))
+        let dead = s.tmpDir + "/trash-999999999-1", live = s.tmpDir + "/build-1-2"
+        for d in [dead, live] {
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+            try Data([1, 2, 3]).write(to: URL(fileURLWithPath: d + "/model.safetensors"))
+        }
+        let before = try s.verify()
+        XCTAssertTrue(before.ok)
+        XCTAssertTrue(before.leftovers.contains { $0.contains(dead) && $0.contains("interrupted") }, "\(before.leftovers)")
+        XCTAssertTrue(before.leftovers.contains { $0.contains(live) && $0.contains("running") }, "\(before.leftovers)")
+        _ = try s.collectGarbage()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dead))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: live))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: s.cacheDir), [])
+    }
+
+    /// Four threads checking out one entry at once (each builds; the first rename wins, the
+    /// others see a complete folder under cache.lock): one folder, complete, nothing left in tmp/.
+    func testConcurrentCheckoutsPublishOneCompleteFolder() throws {
+        let s = try storeWithFineTune()
+        _ = try s.collectGarbage()
+        let base = try s.resolve("tiny")
+        let paths = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            if let p = try? s.checkout(base) { paths.withLock { $0.append(p) } }
+        }
+        let got = paths.withLock { $0 }
+        XCTAssertEqual(got.count, 4)
+        XCTAssertEqual(Set(got), [s.cacheDir + "/" + base.entry.digest])
+        XCTAssertEqual(s.cache.state(got[0], digest: base.entry.digest, deep: true), .complete)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: s.tmpDir), [])
+        XCTAssertTrue(try s.verify().leftovers.isEmpty)
+    }
+
+    /// The library never prints: a busy lock is announced through the callback.
+    func testWithLockReportsWaitingThroughTheCallback() throws {
+        let s = try temporaryStore()
+        let held = try FileSystem.Lock(path: s.root + "/lock", exclusive: true, onWait: { _ in XCTFail("the lock was free") })
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) { held.unlock() }
+        var waited: [String] = []
+        let value = try s.withLock(exclusive: true, onWait: { waited.append($0) }) { 42 }
+        XCTAssertEqual(value, 42)
+        XCTAssertEqual(waited, [s.root + "/lock"])
+        // Free now: no call.
+        _ = try s.withLock(exclusive: false, onWait: { _ in XCTFail("the lock was free") }) { 0 }
     }
 }
