@@ -14,11 +14,7 @@ public final class SentenceEncoder: @unchecked Sendable {
 
     public init(directory: String) throws {
         model = try EncoderModel(directory: directory)
-        let tokenizerPath = (directory as NSString).appendingPathComponent("tokenizer.json")
-        tokenizer = try WordPieceTokenizer(path: tokenizerPath)
-        if let (token, id) = tokenizer.vocab.max(by: { $0.value < $1.value }), Int(id) >= model.config.vocabSize {
-            throw EncoderError.unsupportedTokenizer(path: tokenizerPath, reason: "token \"\(token)\" has id \(id), but the model's vocabulary has \(model.config.vocabSize) entries — is the tokenizer from another model?")
-        }
+        tokenizer = try WordPieceTokenizer(path: (directory as NSString).appendingPathComponent("tokenizer.json"))
         let settings = try Settings(directory: directory, maxTokens: model.maxTokens)
         maxLength = settings.maxLength
         normalize = settings.normalize
