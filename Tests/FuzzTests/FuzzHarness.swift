@@ -81,6 +81,7 @@ final class FuzzRun: @unchecked Sendable {
     private var watchdog: Thread?
 
     init() {
+        CrashNote.install()
         let t = Thread { [weak self] in
             while true {
                 Thread.sleep(forTimeInterval: 1)
@@ -98,8 +99,8 @@ final class FuzzRun: @unchecked Sendable {
         watchdog = t
     }
 
-    func begin(_ label: String) { lock.lock(); current = (label, Date()); lock.unlock() }
-    func end() { lock.lock(); current = nil; lock.unlock() }
+    func begin(_ label: String) { lock.lock(); current = (label, Date()); lock.unlock(); CrashNote.set(label) }
+    func end() { CrashNote.clear(); lock.lock(); current = nil; lock.unlock() }
 
     /// Writes `input` into a fresh `dir`.
     static func write(_ input: FuzzInput, to dir: String) throws {
@@ -415,5 +416,42 @@ struct Mutator {
         var out = [UInt8]()
         withUnsafeBytes(of: UInt64(h.count).littleEndian) { out.append(contentsOf: $0) }
         return out + h + d
+    }
+}
+
+/// On a trap or fault while a mutant is parsed, writes which mutant it was to stderr, then
+/// hands the signal back to the previous handler (Swift's backtracer), so a crash names its
+/// input in the test log and not only in `current.txt`.
+enum CrashNote {
+    static let capacity = 4096
+    nonisolated(unsafe) static let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+    nonisolated(unsafe) static var length = 0
+    static let signals: [Int32] = [SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE]
+    nonisolated(unsafe) static let previous = UnsafeMutablePointer<sigaction>.allocate(capacity: 5)
+    nonisolated(unsafe) static var installed = false
+
+    /// Sets the note written on a crash (truncated to the buffer).
+    static func set(_ note: String) {
+        let bytes = Array(("\nFUZZ CRASH while parsing " + note + "\n").utf8.prefix(capacity))
+        length = 0
+        bytes.withUnsafeBufferPointer { b in if let base = b.baseAddress { buffer.update(from: base, count: b.count) } }
+        length = bytes.count
+    }
+
+    static func clear() { length = 0 }
+
+    static func install() {
+        guard !installed else { return }
+        installed = true
+        for (i, sig) in signals.enumerated() {
+            sigaction(sig, nil, previous + i)
+            signal(sig) { sig in
+                if CrashNote.length > 0 { _ = write(2, CrashNote.buffer, CrashNote.length) }
+                // Restore the previous handler; returning re-executes the faulting
+                // instruction, which now reaches it.
+                if let i = CrashNote.signals.firstIndex(of: sig) { sigaction(sig, CrashNote.previous + i, nil) }
+                else { signal(sig, SIG_DFL) }
+            }
+        }
     }
 }

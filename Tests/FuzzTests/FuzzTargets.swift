@@ -207,7 +207,53 @@ enum FuzzTargets {
         }
     }
 
+    /// A classification head folder: head.safetensors and its card.
+    static var head: FuzzTarget {
+        var files: [FuzzFile] = []
+        if let w = try? Tensor((0..<64).map { Float($0 % 7) / 7 - 0.5 }, shape: Shape([2, 32])), let b = try? Tensor([0.1, -0.1], shape: Shape([2])) {
+            files.append(FuzzFile(name: "head.safetensors", bytes: SafetensorsWriter.serialize([("classifier.weight", w), ("classifier.bias", b)]), style: .safetensors))
+        }
+        files.append(FuzzFile(name: "card.json", bytes: Array(#"{"task": "t", "labels": ["negative", "positive"], "head": {"pooling": "mean", "max_length": 16}}"#.utf8), style: .json))
+        return FuzzTarget(name: "head", seeds: [FuzzInput(name: "head", files: files)]) { dir in
+            let h = try ClassificationHead.load(path: dir, model: try TinyModel.get())
+            _ = h.probabilities([Float](repeating: 0.25, count: h.weight.shape.dims[1]))
+        }
+    }
+
+    /// `--adapter PATH`: a sparse delta, a task vector and a `.alloy` delta for the tiny model,
+    /// added to an adapter set and run through the model once.
+    static var adapterSetSeeds: [FuzzInput] {
+        func le<T: FixedWidthInteger>(_ v: [T]) -> [UInt8] { v.flatMap { x in withUnsafeBytes(of: x.littleEndian) { Array($0) } } }
+        guard let idx = try? le([Int64(0), 33, 1023]).withUnsafeBytes({ try Tensor(dtype: .i64, shape: Shape([3]), bytes: $0) }),
+              let val = try? Tensor([0.5, -0.25, 1], shape: Shape([3])),
+              let bias = try? Tensor([Float](repeating: 0.01, count: 32), shape: Shape([32])) else { return [] }
+        let q = "encoder.layer.0.attention.self.query.weight"
+        let delta = SafetensorsWriter.serialize([(q + ".indices", idx), (q + ".values", val)])
+        let tv = SafetensorsWriter.serialize([("encoder.layer.1.output.dense.bias", bias)])
+        var seeds = [FuzzInput(name: "sparse", files: [FuzzFile(name: "delta.safetensors", bytes: delta, style: .safetensors)]),
+                     FuzzInput(name: "task-vector", files: [FuzzFile(name: "tv.safetensors", bytes: tv, style: .safetensors)])]
+        let tmp = (FuzzConfig.workRoot as NSString).appendingPathComponent("seed-adapter")
+        try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let dp = (tmp as NSString).appendingPathComponent("delta.safetensors")
+        if (try? FuzzRun.writeBytes(delta, to: dp)) != nil,
+           let packed = try? AlloyFile.packSparseDelta(SafetensorsFile(path: dp), base: WeightSource(path: FuzzFixtures.tinyModel)) {
+            seeds.append(FuzzInput(name: "alloy-delta", files: [FuzzFile(name: "delta.alloy", bytes: packed.bytes, style: .alloy)]))
+        }
+        return seeds
+    }
+
+    static var adapterSet: FuzzTarget {
+        FuzzTarget(name: "adapter_set", seeds: adapterSetSeeds) { dir in
+            let model = try TinyModel.get()
+            for f in ["delta.safetensors", "tv.safetensors", "delta.alloy"] where FileManager.default.fileExists(atPath: p(dir, f)) {
+                var set = AdapterSet()
+                try set.add(path: p(dir, f), scale: 0.5, model: model)
+                _ = model.hiddenStates([[2, 5, 7, 3]], adapters: set)
+            }
+        }
+    }
+
     static var all: [FuzzTarget] {
-        [safetensors, shardedIndex, alloy, sparseDelta, peft, hfConfig, tokenizer, sentenceTransformers, recipe, taskData, card]
+        [safetensors, shardedIndex, alloy, sparseDelta, peft, hfConfig, tokenizer, sentenceTransformers, recipe, taskData, card, head, adapterSet]
     }
 }

@@ -23,7 +23,9 @@ final class FuzzTests: XCTestCase {
         for s in target.seeds {
             let dir = (FuzzConfig.workRoot as NSString).appendingPathComponent(target.name + "-seed")
             try FuzzRun.write(s, to: dir)
+            run.begin("seed \(s.name) of target \(target.name)")
             XCTAssertNoThrow(try target.parse(dir), "\(target.name): seed \(s.name) does not parse", file: file, line: line)
+            run.end()
         }
         let t0 = Date()
         let (ran, failures) = try run.fuzz(target, count: FuzzConfig.mutants, seed: FuzzConfig.seed)
@@ -50,6 +52,58 @@ final class FuzzTests: XCTestCase {
     func testRecipe() throws { try fuzz(FuzzTargets.recipe) }
     func testTaskData() throws { try fuzz(FuzzTargets.taskData) }
     func testCard() throws { try fuzz(FuzzTargets.card) }
+    func testHead() throws { try fuzz(FuzzTargets.head) }
+    func testAdapterSet() throws { try fuzz(FuzzTargets.adapterSet) }
+
+    /// The harness reports a trap: a child test process parses mutants with a parser that
+    /// traps on one of them; it must die of the signal, print which mutant it was parsing,
+    /// and leave that mutant and its note on disk.
+    func testACrashIsReportedWithItsInput() throws {
+        #if os(Linux)
+        let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("alloy-fuzz-selftest-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["FuzzTests.FuzzTests/testCrashChild"]
+        var env = ProcessInfo.processInfo.environment
+        env["ALLOY_FUZZ_CRASH_CHILD"] = "1"
+        env["ALLOY_FUZZ_DIR"] = dir
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        child.environment = env
+        let err = Pipe()
+        child.standardError = err
+        child.standardOutput = Pipe()
+        try child.run()
+        let output = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        child.waitUntilExit()
+        XCTAssertEqual(child.terminationReason, .uncaughtSignal, output)
+        XCTAssertTrue(output.contains("FUZZ CRASH while parsing fuzz target selftest mutant 7 "), output)
+        let work = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("alloy-fuzz-") })
+        let note = try String(contentsOfFile: "\(dir)/\(work)/selftest/current.txt", encoding: .utf8)
+        XCTAssertTrue(note.contains("mutant 7 ") && note.contains("ALLOY_FUZZ_INDEX=7"), note)
+        XCTAssertEqual(FuzzFixtures.bytes("\(dir)/\(work)/selftest/current/input.bin"), Array("trap".utf8))
+        #else
+        throw XCTSkip("runs the test bundle as a child process, which needs Linux's executable .xctest")
+        #endif
+    }
+
+    /// The child of `testACrashIsReportedWithItsInput`: traps on mutant 7.
+    func testCrashChild() throws {
+        guard ProcessInfo.processInfo.environment["ALLOY_FUZZ_CRASH_CHILD"] != nil else {
+            throw XCTSkip("runs only as the child process of testACrashIsReportedWithItsInput")
+        }
+        var n = 0
+        let target = FuzzTarget(name: "selftest", seeds: [FuzzInput(name: "s", files: [FuzzFile(name: "input.bin", bytes: [1], style: .fixed)])]) { dir in
+            n += 1
+            if n == 8 {
+                try FuzzRun.writeBytes(Array("trap".utf8), to: (dir as NSString).appendingPathComponent("input.bin"))
+                let a: [Int] = []
+                _ = a[n]  // an index out of range: a trap, as a parser bug would be
+            }
+        }
+        _ = try Self.shared().fuzz(target, count: 20, seed: 1)
+        XCTFail("the child should have trapped")
+    }
 
     /// The mutator is deterministic: the same seed and index give the same mutant.
     func testMutantsAreReproducible() {
@@ -91,7 +145,10 @@ final class FuzzTests: XCTestCase {
                 try FuzzRun.write(input, to: dir)
                 print("replaying Regressions/\(t)/\(name)")
                 let t0 = Date()
+                let run = Self.shared()
+                run.begin("Regressions/\(t)/\(name) (target \(t))")
                 do { try target.parse(dir) } catch {}
+                run.end()
                 XCTAssertLessThan(Date().timeIntervalSince(t0), FuzzConfig.slowSeconds, "Regressions/\(t)/\(name) is slow")
                 replayed += 1
             }
