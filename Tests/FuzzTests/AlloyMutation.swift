@@ -11,6 +11,8 @@ enum AlloyMutation {
         /// Per chunk: offset of its record in the file, and its payload's range.
         var chunks: [(record: Int, payload: Range<Int>)] = []
         var headerSize = 0
+        /// Per tensor: offsets of its dims, of its chunk-elements field, and its chunk count.
+        var entries: [(dims: [Int], chunkElements: Int, chunks: Int)] = []
     }
 
     static func u(_ b: [UInt8], _ at: Int, _ w: Int) -> UInt64? {
@@ -44,8 +46,12 @@ enum AlloyMutation {
             guard let nl = field(2), p + Int(nl) <= end else { return nil }
             p += Int(nl)
             guard field(1) != nil, let rank = field(1), rank <= 8 else { return nil }
-            for _ in 0..<rank { guard field(8) != nil else { return nil } }
-            guard field(1) != nil, field(1) != nil, field(2) != nil, field(8) != nil, let c = field(4), c < 100_000 else { return nil }
+            var dims: [Int] = []
+            for _ in 0..<rank { dims.append(p); guard field(8) != nil else { return nil } }
+            guard field(1) != nil, field(1) != nil, field(2) != nil else { return nil }
+            let ce = p
+            guard field(8) != nil, let c = field(4), c < 100_000 else { return nil }
+            l.entries.append((dims, ce, Int(c)))
             for _ in 0..<c {
                 let record = p
                 guard let off = field(8), let size = field(4), field(4) != nil else { return nil }
@@ -69,6 +75,19 @@ enum AlloyMutation {
         guard let l = layout(b), !l.fields.isEmpty else {
             b = m.binary(b, donors: donors)
             if m.chance(0.7) { fixHeaderCRC(&b) }
+            return b
+        }
+        // A single-chunk tensor claims a larger shape with a consistent chunk table (the
+        // chunk then holds all of the new element count): issue 14's 2^18 × 2^18 entry.
+        let single = l.entries.filter { $0.chunks == 1 && !$0.dims.isEmpty }
+        if !single.isEmpty, m.chance(0.15) {
+            let e = m.pick(single)
+            for d in e.dims where m.chance(0.6) || d == e.dims.last {
+                put(&b, d, 8, UInt64(m.pick([1 << 10, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 31, 3, 1000])))
+            }
+            let n = e.dims.reduce(UInt64(1)) { acc, d in acc.multipliedReportingOverflow(by: max(1, u(b, d, 8) ?? 1)).partialValue }
+            put(&b, e.chunkElements, 8, m.chance(0.8) ? n : UInt64(m.pick([1 << 22, (1 << 22) + 1, 1 << 36, 1 << 40])))
+            fixHeaderCRC(&b)
             return b
         }
         let op = m.below(10)
