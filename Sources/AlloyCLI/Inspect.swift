@@ -115,10 +115,8 @@ struct LayerGroup: Hashable, Comparable {
     let label: String
 
     static func of(_ name: String) -> LayerGroup {
+        if let n = TensorNames.layerIndex(name) { return LayerGroup(order: 1 + n, label: "layer \(n)") }
         let parts = name.split(separator: ".")
-        for (i, p) in parts.enumerated() where (p == "layer" || p == "layers") && i + 1 < parts.count {
-            if let n = Int(parts[i + 1]) { return LayerGroup(order: 1 + n, label: "layer \(n)") }
-        }
         let head = parts.first { !["bert", "model", "base_model", "roberta", "distilbert"].contains(String($0)) } ?? parts.first ?? ""
         let rank = head.hasPrefix("embeddings") ? 0 : 1_000_000
         return LayerGroup(order: rank, label: String(head))

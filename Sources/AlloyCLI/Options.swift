@@ -14,7 +14,9 @@ struct StoreOptions: ParsableArguments {
     var root: String { store ?? Store.defaultRoot }
     var locator: ModelLocator { ModelLocator(storeRoot: root) }
 
-    func open(create: Bool = false) throws -> Store { try Store(root: root, create: create) }
+    func open(create: Bool = false) throws -> Store {
+        try Store(root: root, create: create) { _ in Console.note("alloy: waiting for another alloy process to finish with the store \(root)") }
+    }
 }
 
 /// Options shared by the commands that run the encoder.

@@ -105,7 +105,11 @@ struct Verify: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Print JSON.") var json = false
 
-    struct Report: Encodable { let ok: Bool; let entries: Int; let blobs: Int; let bytes: Int; let problems: [String]; let leftovers: [String] }
+    struct Report: Encodable {
+        let ok: Bool; let entries: Int; let blobs: Int; let bytes: Int; let caches: Int
+        let problems: [String]; let leftovers: [String]; let incompleteCaches: [String]
+        enum CodingKeys: String, CodingKey { case ok, entries, blobs, bytes, caches, problems, leftovers, incompleteCaches = "incomplete_caches" }
+    }
 
     func run() throws {
         let store = try storeOptions.open()
@@ -115,10 +119,12 @@ struct Verify: ParsableCommand {
             bar?.update(done)
         }
         if json {
-            try Console.printJSON(Report(ok: r.ok, entries: r.entries, blobs: r.blobs, bytes: r.bytes, problems: r.problems, leftovers: r.leftovers))
+            try Console.printJSON(Report(ok: r.ok, entries: r.entries, blobs: r.blobs, bytes: r.bytes, caches: r.caches,
+                                           problems: r.problems, leftovers: r.leftovers, incompleteCaches: r.incompleteCaches))
         } else {
             for p in r.problems { Console.print("PROBLEM  \(p)") }
             for l in r.leftovers { Console.print("leftover \(l) — `alloy gc` removes it") }
+            for c in r.incompleteCaches { Console.print("incomplete cache \(c) — rebuilt when next needed; `alloy gc` removes it") }
             Console.print("\(r.entries) entries, \(r.blobs) blobs, \(Fmt.bytes(r.bytes)): \(r.ok ? "ok" : "\(r.problems.count) problem\(r.problems.count == 1 ? "" : "s")")")
         }
         if !r.ok { throw ExitCode(1) }
@@ -130,11 +136,11 @@ struct GC: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Print JSON.") var json = false
 
-    struct Report: Encodable { let files: Int; let bytes: Int }
+    struct Report: Encodable { let files: Int; let folders: Int; let bytes: Int }
 
     func run() throws {
-        let (files, bytes) = try storeOptions.open().gc()
-        if json { return try Console.printJSON(Report(files: files, bytes: bytes)) }
-        Console.print("removed \(files) file\(files == 1 ? "" : "s"), \(Fmt.bytes(bytes))")
+        let r = try storeOptions.open().gc()
+        if json { return try Console.printJSON(Report(files: r.files, folders: r.folders, bytes: r.bytes)) }
+        Console.print("removed \(r.files) file\(r.files == 1 ? "" : "s") and \(r.folders) folder\(r.folders == 1 ? "" : "s"), \(Fmt.bytes(r.bytes))")
     }
 }

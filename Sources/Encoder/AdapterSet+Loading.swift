@@ -118,11 +118,3 @@ extension AdapterSet {
         }
     }
 }
-
-/// Parses `PATH[@SCALE]`.
-public func parseAdapterArgument(_ s: String) throws -> (path: String, scale: Float) {
-    if let at = s.lastIndex(of: "@"), let v = Float(s[s.index(after: at)...]) {
-        return (String(s[..<at]), v)
-    }
-    return (s, 1)
-}

@@ -22,18 +22,10 @@ public struct LoRAWeights: Sendable {
     }
 
     /// Adds the update as a dense matrix, w += scale·B·A, to the out×in row-major `w` (merging
-    /// the adapter into a copy of the weight, or materialising it as a task vector).
+    /// the adapter into a copy of the weight).
     public func add(into w: UnsafeMutablePointer<Float>) {
-        let (n, k, r) = (b.shape.dims[0], a.shape.dims[1], rank)
-        GEMM.sgemm(m: n, n: k, k: r, alpha: scale, a: b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), lda: r,
-                   b: a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), ldb: k, beta: 1, c: w, ldc: k)
-    }
-
-    /// The update as a dense out×in matrix, scale·B·A.
-    public func dense() -> [Float] {
-        var d = [Float](repeating: 0, count: b.shape.dims[0] * a.shape.dims[1])
-        d.withUnsafeMutableBufferPointer { if let p = $0.baseAddress { add(into: p) } }
-        return d
+        LowRank.add(into: w, b: b.rawBytes.bindMemory(to: Float.self).baseAddress!, a: a.rawBytes.bindMemory(to: Float.self).baseAddress!,
+                    rows: b.shape.dims[0], cols: a.shape.dims[1], rank: rank, scale: scale)
     }
 }
 

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Tensors
 
@@ -35,8 +36,7 @@ public struct DeltaStatistics: Sendable {
 
     /// `encoder.layer.3.attention…` → "layer 03"; embeddings, pooler and others by name.
     public static func layerGroup(_ name: String) -> String {
-        let parts = name.split(separator: ".")
-        if let i = parts.firstIndex(where: { $0 == "layer" || $0 == "layers" }), i + 1 < parts.count, let n = Int(parts[i + 1]) { return String(format: "layer %02d", n) }
+        if let n = TensorNames.layerIndex(name) { return String(format: "layer %02d", n) }
         if name.contains("embeddings") { return "embeddings" }
         if name.contains("pooler") { return "pooler" }
         return "other"

@@ -65,7 +65,10 @@ public enum LoRAMerge {
             case .svd(let rank):
                 var delta = [Float](repeating: 0, count: outF * inF)
                 for i in parts.indices {
-                    GEMM.sgemm(m: outF, n: inF, k: ranks[i], alpha: ws[i], a: Bs[i], lda: ranks[i], b: As[i], ldb: inF, beta: 1, c: &delta, ldc: inF)
+                    delta.withUnsafeMutableBufferPointer { d in
+                        guard let p = d.baseAddress else { return }
+                        LowRank.add(into: p, b: Bs[i], a: As[i], rows: outF, cols: inF, rank: ranks[i], scale: ws[i])
+                    }
                 }
                 out[path] = try Factors.truncatedSVD(delta, rows: outF, cols: inF, rank: rank, name: "module \(path)").0
             default:

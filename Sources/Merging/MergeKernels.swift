@@ -162,39 +162,84 @@ enum MergeKernels {
         keptCounts.withUnsafeMutableBufferPointer { kc in
           let kbox = UnsafeSendableBox(kc.baseAddress!)
           Parallel.forEach(count: chunks) { q in
-            let r = (q * chunk)..<min(n, (q + 1) * chunk)
+            // Blocks of the chunk: each model's weighted, trimmed τ into `dw` (one streaming loop
+            // per model), then sign election and the mix across models, loop by loop — the same
+            // arithmetic in the same order as entry by entry, in loops the compiler vectorises.
+            let blockSize = 2048
             var trim = trims(q)
-            var dw = [Float](repeating: 0, count: m)
+            var dw = [Float](repeating: 0, count: m * blockSize)
+            var total = [Float](repeating: 0, count: blockSize), mixed = total, divisor = total
             var keptHere = 0
-            for j in r {
-                let b = base[j]
-                var total: Float = 0
-                for i in 0..<m {
-                    let d = x.models[i][j] - b
-                    if trim[i].keep(j, d) {
-                        dw[i] = d * scale[i] * w[i]
-                        keptHere += 1
-                    } else {
-                        dw[i] = 0
-                    }
-                    total += dw[i]
-                }
-                var mixed: Float, divisor: Float
-                if consensus {
-                    let majority: Float = total >= 0 ? 1 : -1
-                    mixed = 0; divisor = 0
+            var start = q * chunk
+            let end = min(n, (q + 1) * chunk)
+            while start < end {
+                let len = min(blockSize, end - start)
+                let b = base + start
+                dw.withUnsafeMutableBufferPointer { dwp in
                     for i in 0..<m {
-                        let s: Float = dw[i] > 0 ? 1 : (dw[i] < 0 ? -1 : 0)
-                        if s == majority { mixed += dw[i]; divisor += w[i] }
+                        let mp = x.models[i] + start, dst = dwp.baseAddress! + i * blockSize
+                        let si = scale[i], wi = w[i]
+                        switch trim[i].kind {
+                        case .all:
+                            for j in 0..<len { let d = mp[j] - b[j]; dst[j] = d * si * wi }
+                            keptHere += len
+                        case .none:
+                            for j in 0..<len { dst[j] = 0 }
+                        case .band:
+                            let lo = trim[i].lo, hi = trim[i].hi
+                            var inside = 0, ties = 0
+                            for j in 0..<len {
+                                let d = mp[j] - b[j], a = Swift.abs(d)
+                                let k = a > lo && a < hi
+                                dst[j] = k ? d * si * wi : 0
+                                inside &+= k ? 1 : 0
+                                ties |= (a == lo) || (a == hi) ? 1 : 0
+                            }
+                            if ties == 0 { keptHere += inside; continue }
+                            // An entry at a boundary value: decide its ties in index order.
+                            for j in 0..<len {
+                                let d = mp[j] - b[j]
+                                if trim[i].keep(start + j, d) { dst[j] = d * si * wi; keptHere += 1 } else { dst[j] = 0 }
+                            }
+                        case .random:
+                            for j in 0..<len {
+                                let d = mp[j] - b[j]
+                                if trim[i].keep(start + j, d) { dst[j] = d * si * wi; keptHere += 1 } else { dst[j] = 0 }
+                            }
+                        }
                     }
-                    if divisor == 0 { divisor = 1 }
-                } else {
-                    mixed = total
-                    divisor = Swift.abs(weightSum) < 1e-8 ? 1 : weightSum
+                    let dwb = UnsafePointer(dwp.baseAddress!)
+                    total.withUnsafeMutableBufferPointer { tp in mixed.withUnsafeMutableBufferPointer { xp in divisor.withUnsafeMutableBufferPointer { vp in
+                        let t = tp.baseAddress!, mx = xp.baseAddress!, dv = vp.baseAddress!
+                        for j in 0..<len { t[j] = 0 }
+                        for i in 0..<m { let src = dwb + i * blockSize; for j in 0..<len { t[j] += src[j] } }
+                        if consensus {
+                            for j in 0..<len { mx[j] = 0; dv[j] = 0 }
+                            for i in 0..<m {
+                                let src = dwb + i * blockSize, wi = w[i]
+                                for j in 0..<len {
+                                    let v = src[j]
+                                    let agrees = t[j] >= 0 ? v > 0 : v < 0
+                                    mx[j] += agrees ? v : 0
+                                    dv[j] += agrees ? wi : 0
+                                }
+                            }
+                            for j in 0..<len where dv[j] == 0 { dv[j] = 1 }
+                        } else {
+                            let d: Float = Swift.abs(weightSum) < 1e-8 ? 1 : weightSum
+                            for j in 0..<len { mx[j] = t[j]; dv[j] = d }
+                        }
+                        let o = box.value + start
+                        if normalize {
+                            if lambda != 1 { for j in 0..<len { o[j] = b[j] + (mx[j] / dv[j]) * lambda } }
+                            else { for j in 0..<len { o[j] = b[j] + mx[j] / dv[j] } }
+                        } else {
+                            if lambda != 1 { for j in 0..<len { o[j] = b[j] + mx[j] * lambda } }
+                            else { for j in 0..<len { o[j] = b[j] + mx[j] } }
+                        }
+                    } } }
                 }
-                if normalize { mixed /= divisor }
-                if lambda != 1 { mixed *= lambda }
-                box.value[j] = b + mixed
+                start += len
             }
             kbox.value[q] = keptHere
           }

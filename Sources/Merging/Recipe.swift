@@ -191,7 +191,6 @@ public struct Recipe {
         }
         self.models = models
         let others = models.filter { $0.path != baseModel }
-        guard !others.isEmpty else { throw fail(modelsNode, "nothing to merge: every model is the base_model") }
         switch method.kind {
         case .slerp where others.count != 1: throw fail(modelsNode, "slerp merges the base with exactly one other model")
         case .modelStock where others.count < 2: throw fail(modelsNode, "model_stock needs at least two models besides the base")

@@ -44,10 +44,9 @@ struct Exporter {
                 // checkLoRA guarantees a base matrix of B's rows × A's columns for each module.
                 guard let name = layout.baseName(m.path + ".weight"), let shape = layout.shapes[name] else { continue }
                 let (outDim, inDim, rank) = (shape.dims[0], shape.dims[1], m.a.shape.dims[0])
-                var d = [Float](repeating: 0, count: outDim * inDim)
-                try m.b.withFloats { b in try m.a.withFloats { a in
-                    guard let bp = b.baseAddress, let ap = a.baseAddress else { return }
-                    GEMM.sgemm(m: outDim, n: inDim, k: rank, alpha: m.scale, a: bp, lda: rank, b: ap, ldb: inDim, c: &d, ldc: inDim)
+                let d = try m.b.withFloats { b in try m.a.withFloats { a -> [Float] in
+                    guard let bp = b.baseAddress, let ap = a.baseAddress else { return [Float](repeating: 0, count: outDim * inDim) }
+                    return LowRank.dense(b: bp, a: ap, rows: outDim, cols: inDim, rank: rank, scale: m.scale)
                 } }
                 out[name] = (d, shape)
             }

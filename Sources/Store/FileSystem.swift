@@ -4,27 +4,26 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Tensors
 
-/// The store's only calls into the C library: advisory locks, fsync of folders, atomic
-/// renames and a liveness probe for process ids. Everything else goes through Foundation.
-/// (No project-wide platform shim exists yet; when one does, these move there.)
+/// The store's file-system calls: advisory locks and fsync through the project's descriptor
+/// shim (`Tensors.FileDescriptor`), atomic renames and a liveness probe for process ids from
+/// the C library. Everything else goes through Foundation.
 enum FileSystem {
     /// The text of the C library's `errno`.
     static var lastError: String { String(cString: strerror(errno)) }
 
     /// fsync(2) on a folder, so that renames into and out of it are durable. Best effort:
     /// a folder that cannot be opened is skipped (the rename itself already happened).
-    static func fsyncDirectory(_ dir: String) {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
-    }
+    static func fsyncDirectory(_ dir: String) { FileDescriptor.syncDirectory(dir) }
 
     /// fsync(2) on a regular file.
     static func fsyncFile(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StoreError.io(path: path, reason: "cannot open to fsync: \(lastError)") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw StoreError.io(path: path, reason: "cannot fsync: \(lastError)") }
+        do {
+            let fd = try FileDescriptor.open(path, .read)
+            defer { fd.close() }
+            try fd.sync()
+        } catch let e as SystemError { throw StoreError.io(path: path, reason: "cannot \(e.operation) to fsync: \(describe(e.code))") }
     }
 
     /// rename(2): atomic within one file system. Returns the errno on failure.
@@ -52,29 +51,31 @@ enum FileSystem {
     /// holder never wedges anyone.
     final class Lock {
         let path: String
-        private var fd: Int32
+        private var fd: FileDescriptor?
 
         /// Opens (creating) `path` and locks it, shared or exclusive. When the lock is busy,
         /// `onWait` is called once before blocking.
         init(path: String, exclusive: Bool, onWait: (String) -> Void) throws {
             self.path = path
-            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw StoreError.io(path: path, reason: "cannot open the lock file: \(FileSystem.lastError)") }
-            let op = exclusive ? LOCK_EX : LOCK_SH
-            if flock(fd, op | LOCK_NB) != 0 {
-                guard errno == EWOULDBLOCK else { let e = FileSystem.lastError; close(fd); throw StoreError.io(path: path, reason: "cannot lock: \(e)") }
-                onWait(path)
-                while flock(fd, op) != 0 {
-                    guard errno == EINTR else { let e = FileSystem.lastError; close(fd); throw StoreError.io(path: path, reason: "cannot lock: \(e)") }
-                }
+            do {
+                let d = try FileDescriptor.open(path, .readWriteCreate)
+                do {
+                    if try !d.lock(exclusive: exclusive, wait: false) {
+                        onWait(path)
+                        _ = try d.lock(exclusive: exclusive, wait: true)
+                    }
+                } catch { d.close(); throw error }
+                fd = d
+            } catch let e as SystemError {
+                throw StoreError.io(path: path, reason: "cannot \(e.operation) the lock file: \(FileSystem.describe(e.code))")
             }
         }
 
         func unlock() {
-            guard fd >= 0 else { return }
-            _ = flock(fd, LOCK_UN)
-            close(fd)
-            fd = -1
+            guard let d = fd else { return }
+            d.unlock()
+            d.close()
+            fd = nil
         }
 
         deinit { unlock() }

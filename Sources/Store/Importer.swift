@@ -142,9 +142,7 @@ struct Importer {
     static func collectFiles(in dir: String, extra: [String] = []) throws -> [(String, [UInt8])] {
         let fm = FileManager.default
         var out: [(String, [UInt8])] = []
-        let wanted = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                      "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json",
-                      "adapter_config.json", "card.json", "README.md"] + extra
+        let wanted = ModelFolder.sideFiles + ["adapter_config.json", "card.json", "README.md"] + extra
         for rel in wanted {
             let p = (dir as NSString).appendingPathComponent(rel)
             if let d = fm.contents(atPath: p) { out.append((rel, Array(d))) }

@@ -96,16 +96,10 @@ extension Store {
     }
 
     /// Deletes unreferenced blobs, leftovers in `tmp/` (not those of running processes) and the
-    /// checkout cache. Returns (files and folders, bytes) freed.
-    public func gc() throws -> (files: Int, bytes: Int) {
-        let r = try collectGarbage()
-        return (r.files + r.folders, r.bytes)
-    }
-
-    /// `gc` with files and folders counted apart. Cache folders are moved out of `cache/` by
-    /// rename before they are deleted, so a gc killed at any moment leaves no partial folder
+    /// checkout cache; counts files and folders apart. Cache folders are moved out of `cache/`
+    /// by rename before they are deleted, so a gc killed at any moment leaves no partial folder
     /// there.
-    public func collectGarbage() throws -> GCResult {
+    public func gc() throws -> GCResult {
         try withLock(exclusive: true) {
             var r = GCResult()
             let referenced = try catalog.referencedBlobs()

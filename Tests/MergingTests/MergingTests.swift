@@ -114,7 +114,6 @@ final class BadRecipeTests: XCTestCase {
         expectError(head + "    parameters: {weight: 1}\nparameters: {seed: 1e20}\n", "seed 1e+20 must be a whole number")
         expectError(head + "    parameters: {weight: .nan}\n", "must be finite")
         expectError(head + "    parameters: {weight: [1, .inf]}\n", "must be finite")
-        expectError("merge_method: task_arithmetic\nbase_model: base\nmodels:\n  - model: base\n    parameters: {weight: 1}\n", "nothing to merge")
         for depth in [2_000, 20_000] {
             let deep = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
             expectError(head + "    parameters: {weight: \(deep)}\n", "levels deep")

@@ -217,7 +217,7 @@ final class StoreCrashTests: XCTestCase {
         var rng = SplitMix(seed: 14)
         var tallies: [String: Tally] = [:]
         var checkSeconds = 0.0, prepareSeconds = 0.0, verifySeconds = 0.0
-        _ = try store.collectGarbage()
+        _ = try store.gc()
         for (c, command) in commands.enumerated() {
             root = top + "/store-\(c)"
             do { try FileManager.default.copyItem(atPath: template, toPath: root) } catch { return XCTFail("cannot copy the seeded store: \(error)") }

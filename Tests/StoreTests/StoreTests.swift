@@ -227,7 +227,8 @@ final class StoreSafetyTests: XCTestCase {
         let before = s.blobFiles().count
         _ = try s.remove("lora")
         XCTAssertTrue(try s.verify().leftovers.count == before - 2, "the LoRA's weights and files blobs are unreferenced")
-        XCTAssertGreaterThanOrEqual(try s.gc().files, 2)
+        let freed = try s.gc()
+        XCTAssertGreaterThanOrEqual(freed.files + freed.folders, 2)
         let after = try s.verify()
         XCTAssertTrue(after.ok && after.leftovers.isEmpty)
         XCTAssertEqual(try s.list().map(\.ref), ["tiny"])
@@ -294,7 +295,7 @@ final class StoreCacheTests: XCTestCase {
         let report = try s.verify()
         XCTAssertFalse(report.ok)
         XCTAssertTrue(report.problems.contains { $0.contains("model.safetensors hashes to") }, "\(report.problems)")
-        let freed = try s.collectGarbage()
+        let freed = try s.gc()
         XCTAssertGreaterThanOrEqual(freed.folders, 1)
         XCTAssertTrue(try s.verify().ok)
         XCTAssertEqual(try s.materialize(try s.resolve("ft")), dir)
@@ -316,7 +317,7 @@ final class StoreCacheTests: XCTestCase {
         XCTAssertTrue(before.ok)
         XCTAssertTrue(before.leftovers.contains { $0.contains(dead) && $0.contains("interrupted") }, "\(before.leftovers)")
         XCTAssertTrue(before.leftovers.contains { $0.contains(live) && $0.contains("running") }, "\(before.leftovers)")
-        _ = try s.collectGarbage()
+        _ = try s.gc()
         XCTAssertFalse(FileManager.default.fileExists(atPath: dead))
         XCTAssertTrue(FileManager.default.fileExists(atPath: live))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: s.cacheDir), [])
@@ -326,7 +327,7 @@ final class StoreCacheTests: XCTestCase {
     /// others see a complete folder under cache.lock): one folder, complete, nothing left in tmp/.
     func testConcurrentCheckoutsPublishOneCompleteFolder() throws {
         let s = try storeWithFineTune()
-        _ = try s.collectGarbage()
+        _ = try s.gc()
         let base = try s.resolve("tiny")
         let paths = Mutex<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
