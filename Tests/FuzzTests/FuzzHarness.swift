@@ -9,11 +9,15 @@ import Tensors
 /// SplitMix generator seeded from (base seed, target name, i) alone, so any mutant can be
 /// regenerated from its index without replaying the others. A thrown error is a pass; a trap
 /// kills the test process, so before each parse the mutant is written to
-/// `$TMPDIR/alloy-fuzz/<target>/current/` with `current.txt` saying how to reproduce it, and a
-/// watchdog thread ends the process with that message if one parse runs past `hangSeconds`.
+/// `<work root>/<target>/current/` with `current.txt` saying how to reproduce it, a signal
+/// handler prints that note when the process traps or faults (`CrashNote`), and a watchdog
+/// thread ends the process with the note if one parse runs past `hangSeconds`. A parse slower
+/// than `slowSeconds` fails the test with the mutant's index.
 ///
 /// Environment: `ALLOY_FUZZ_MUTANTS` (mutants per target, default `FuzzConfig.defaultMutants`),
-/// `ALLOY_FUZZ_SEED` (base seed), `ALLOY_FUZZ_INDEX` (run only that mutant: reproduces a crash).
+/// `ALLOY_FUZZ_SEED` (base seed), `ALLOY_FUZZ_INDEX` (run only that mutant: reproduces a crash),
+/// `ALLOY_FUZZ_DIR` (where mutants are written), `ALLOY_FUZZ_VERBOSE` (print which errors the
+/// mutants met, to see how deep they get).
 enum FuzzConfig {
     static let defaultMutants = 2000
     static let defaultSeed: UInt64 = 0xA110_7F22
@@ -443,15 +447,30 @@ enum CrashNote {
     static func install() {
         guard !installed else { return }
         installed = true
+        // The handler runs on an alternate stack, so a stack overflow (a fault on the guard
+        // page) still reaches it, as it reaches Swift's backtracer.
+        var current = stack_t()
+        sigaltstack(nil, &current)
+        if current.ss_flags & Int32(SS_DISABLE) != 0 {
+            let size = 1 << 16
+            var alt = stack_t()
+            alt.ss_sp = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+            alt.ss_size = size
+            alt.ss_flags = 0
+            sigaltstack(&alt, nil)
+        }
         for (i, sig) in signals.enumerated() {
             sigaction(sig, nil, previous + i)
-            signal(sig) { sig in
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { sig in
                 if CrashNote.length > 0 { _ = write(2, CrashNote.buffer, CrashNote.length) }
                 // Restore the previous handler; returning re-executes the faulting
                 // instruction, which now reaches it.
                 if let i = CrashNote.signals.firstIndex(of: sig) { sigaction(sig, CrashNote.previous + i, nil) }
                 else { signal(sig, SIG_DFL) }
             }
+            action.sa_flags = Int32(SA_ONSTACK)
+            sigaction(sig, &action, nil)
         }
     }
 }

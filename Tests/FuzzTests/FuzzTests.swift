@@ -118,46 +118,94 @@ final class FuzzTests: XCTestCase {
 
     /// Every committed crash input, replayed through its parser: each must now throw or
     /// parse, not trap. Regressions/<target>/<name>/ holds the mutated files; the target's
-    /// first seed supplies the rest.
+    /// first seed supplies the rest. On Linux each input is replayed in a child process, so an
+    /// input whose fix has not landed fails this test (naming it and the signal) instead of
+    /// ending the whole test run.
     func testRegressions() throws {
+        let cases = try Self.regressionCases()
+        XCTAssertFalse(cases.isEmpty, "no regression inputs found under Regressions/")
+        for c in cases {
+            print("replaying Regressions/\(c)")
+            fflush(stdout)
+            #if os(Linux)
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+            child.arguments = ["FuzzTests.FuzzTests/testReplayChild"]
+            var env = ProcessInfo.processInfo.environment
+            env["ALLOY_FUZZ_REPLAY"] = c
+            child.environment = env
+            let out = Pipe()
+            child.standardOutput = out
+            child.standardError = out
+            let t0 = Date()
+            try child.run()
+            let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            child.waitUntilExit()
+            let failed = child.terminationReason == .uncaughtSignal ? "died of signal \(child.terminationStatus)" : child.terminationStatus != 0 ? "exited with status \(child.terminationStatus)" : nil
+            if let failed { XCTFail("Regressions/\(c): replay \(failed)\n" + String(output.suffix(3000))) }
+            XCTAssertLessThan(Date().timeIntervalSince(t0), FuzzConfig.slowSeconds + 5, "Regressions/\(c) is slow")
+            #else
+            try Self.replay(c)
+            #endif
+        }
+        print("replayed \(cases.count) regression inputs")
+    }
+
+    /// The child of `testRegressions`: replays the one input `ALLOY_FUZZ_REPLAY` names.
+    func testReplayChild() throws {
+        guard let c = ProcessInfo.processInfo.environment["ALLOY_FUZZ_REPLAY"] else {
+            throw XCTSkip("runs only as a child process of testRegressions")
+        }
+        try Self.replay(c)
+    }
+
+    /// `<target>/<name>` of every folder under Regressions/.
+    static func regressionCases() throws -> [String] {
         let root = FuzzFixtures.regressions("")
-        let targets = Dictionary(uniqueKeysWithValues: FuzzTargets.all.map { ($0.name, $0) })
         let fm = FileManager.default
-        var replayed = 0
+        var out: [String] = []
         for t in try fm.contentsOfDirectory(atPath: root).sorted() where !t.hasPrefix(".") && !t.hasSuffix(".md") {
-            let target = try XCTUnwrap(targets[t], "Regressions/\(t): no fuzz target of that name")
-            let tdir = (root as NSString).appendingPathComponent(t)
-            for name in try fm.contentsOfDirectory(atPath: tdir).sorted() where !name.hasPrefix(".") {
-                let cdir = (tdir as NSString).appendingPathComponent(name)
-                var input = try XCTUnwrap(target.seeds.first)
-                input.name = "\(t)/\(name)"
-                let files = try XCTUnwrap(fm.subpathsOfDirectory(atPath: cdir)).filter {
-                    var isDir: ObjCBool = false
-                    return fm.fileExists(atPath: (cdir as NSString).appendingPathComponent($0), isDirectory: &isDir) && !isDir.boolValue
-                }
-                XCTAssertFalse(files.isEmpty, "Regressions/\(t)/\(name) is empty")
-                for f in files {
-                    let bytes = FuzzFixtures.bytes((cdir as NSString).appendingPathComponent(f))
-                    input.files.removeAll { $0.name == f }
-                    input.files.append(FuzzFile(name: f, bytes: bytes, style: .binary))
-                }
-                let dir = (FuzzConfig.workRoot as NSString).appendingPathComponent("regression")
-                try FuzzRun.write(input, to: dir)
-                print("replaying Regressions/\(t)/\(name)")
-                let t0 = Date()
-                let run = Self.shared()
-                run.begin("Regressions/\(t)/\(name) (target \(t))")
-                do { try target.parse(dir) } catch {}
-                run.end()
-                XCTAssertLessThan(Date().timeIntervalSince(t0), FuzzConfig.slowSeconds, "Regressions/\(t)/\(name) is slow")
-                replayed += 1
+            for name in try fm.contentsOfDirectory(atPath: (root as NSString).appendingPathComponent(t)).sorted() where !name.hasPrefix(".") {
+                out.append(t + "/" + name)
             }
         }
-        print("replayed \(replayed) regression inputs")
+        return out
+    }
+
+    /// Replays Regressions/<case> through its target in this process (errors are fine).
+    static func replay(_ c: String) throws {
+        let parts = c.split(separator: "/").map(String.init)
+        guard parts.count == 2, let target = FuzzTargets.all.first(where: { $0.name == parts[0] }) else {
+            throw ReplayError(message: "Regressions/\(c): no fuzz target of that name")
+        }
+        let cdir = FuzzFixtures.regressions(c)
+        let fm = FileManager.default
+        guard var input = target.seeds.first else { throw ReplayError(message: "target \(target.name) has no seeds") }
+        input.name = c
+        let files = ((try? fm.subpathsOfDirectory(atPath: cdir)) ?? []).filter {
+            var isDir: ObjCBool = false
+            return fm.fileExists(atPath: (cdir as NSString).appendingPathComponent($0), isDirectory: &isDir) && !isDir.boolValue
+        }
+        guard !files.isEmpty else { throw ReplayError(message: "Regressions/\(c) is empty") }
+        for f in files {
+            input.files.removeAll { $0.name == f }
+            input.files.append(FuzzFile(name: f, bytes: FuzzFixtures.bytes((cdir as NSString).appendingPathComponent(f)), style: .binary))
+        }
+        let dir = (FuzzConfig.workRoot as NSString).appendingPathComponent("regression")
+        try FuzzRun.write(input, to: dir)
+        let run = shared()
+        run.begin("Regressions/\(c) (target \(target.name))")
+        do { try target.parse(dir) } catch {}
+        run.end()
     }
 
     override class func tearDown() {
         try? FileManager.default.removeItem(atPath: FuzzConfig.workRoot)
         super.tearDown()
     }
+}
+
+struct ReplayError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
