@@ -271,7 +271,7 @@ struct Mutator {
         case 0 where n > 0:
             b[below(n)] ^= UInt8(1 << below(8))
         case 1 where n > 0:
-            b[below(n)] = pick([0, 0xFF, 0x7F, 0x80, 0x20, 0x22, 0x7B, 0x5B, 0x5C, 0x2D, UInt8(truncatingIfNeeded: rng.next())])
+            b[below(n)] = pick([0, 0xFF, 0x7F, 0x80, 0x20, 0x22, 0x7B, 0x5B, 0x5C, 0x2D, 0x0D, 0x0A, UInt8(truncatingIfNeeded: rng.next())])
         case 2:
             let count = pick([1, 2, 4, 8, 64, 1000])
             let byte = UInt8(truncatingIfNeeded: rng.next())
@@ -395,7 +395,7 @@ struct Mutator {
             b.insert(contentsOf: nest, at: at)
         case 6 where yaml:
             // Anchors and aliases, tabs, odd scalars.
-            let s = pick(["&a [*a]", "*undefined", "!!binary AAAA", "<<: *a", "\t", "? [a]\n: b", "--- \n...\n", "~", "0o17", ".nan", ".inf", "!!python/object:os.system ls", "a: &x [1, 2]\nb: [*x, *x, *x, *x]"])
+            let s = pick(["\r", "\r- - - -", "\r\n", "\u{85}", "&a [*a]", "*undefined", "!!binary AAAA", "<<: *a", "\t", "? [a]\n: b", "--- \n...\n", "~", "0o17", ".nan", ".inf", "!!python/object:os.system ls", "a: &x [1, 2]\nb: [*x, *x, *x, *x]"])
             b.insert(contentsOf: Array(s.utf8), at: below(b.count + 1))
         default:
             return binary(b, donors: [])
