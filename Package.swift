@@ -25,7 +25,7 @@ let package = Package(
             "Tensors", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Encoder", dependencies: ["Tensors", "Formats"]),
-        .target(name: "Merging", dependencies: ["Tensors", "Formats", .product(name: "Yams", package: "Yams")],
+        .target(name: "Merging", dependencies: ["Tensors", "Formats", "CKernels", .product(name: "Yams", package: "Yams")],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         .target(name: "Store", dependencies: [
             "Tensors", "Formats", "Encoder", "Merging", .product(name: "GRDB", package: "GRDB.swift"),
@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Formats", "Tensors"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"], exclude: ["Fixtures"]),
-        .testTarget(name: "MergingTests", dependencies: ["Merging", "Formats", "Tensors"], exclude: ["Fixtures"]),
+        .testTarget(name: "MergingTests", dependencies: ["Merging", "Formats", "Tensors", "CKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Encoder", "Formats", "Tensors"], exclude: ["Fixtures"]),
         .testTarget(name: "alloyTests", dependencies: [
             "AlloyCLI", "Store", "Formats", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,50 +1,90 @@
-// Elementwise activations of the encoder, compiled for AVX2+FMA and for any target, chosen at
-// run time.
-#include "alloy_kernels.h"
+// Elementwise kernels of the encoder: GELU and LayerNorm, written once (lanes_impl.h) and
+// compiled for 8-float vectors (portable: SSE2 on baseline x86-64; AVX2+FMA) and 16-float
+// vectors (AVX-512), chosen at run time (isa.c).
+#include "isa.h"
 #include "v8.h"
+#include "v16.h"
 
-/// erf per lane: the rational minimax form of XLA and Eigen (`generic_fast_erf_float`),
-/// x·P(x²)/Q(x²) on x clamped to [−4, 4] (erf(4) = 1 in float), |error| < 2·10⁻⁷.
-INLINE v8 verf(v8 x) {
-    x = __builtin_elementwise_min(__builtin_elementwise_max(x, splat(-4.0f)), splat(4.0f));
-    v8 x2 = x * x;
-    v8 p = x2 * splat(-2.72614225801306e-10f) + splat(2.77068142495902e-08f);
-    p = p * x2 + splat(-2.10102402082508e-06f);
-    p = p * x2 + splat(-5.69250639462346e-05f);
-    p = p * x2 + splat(-7.34990630326855e-04f);
-    p = p * x2 + splat(-2.95459980854025e-03f);
-    p = p * x2 + splat(-1.60960333262415e-02f);
-    p = p * x;
-    v8 q = x2 * splat(-1.45660718464996e-05f) + splat(-2.13374055278905e-04f);
-    q = q * x2 + splat(-1.68282697438203e-03f);
-    q = q * x2 + splat(-7.37332916720468e-03f);
-    q = q * x2 + splat(-1.42647390514189e-02f);
-    return p / q;
+#define V v8
+#define VL 8
+#define VLOAD load
+#define VSTORE store
+#define VSPLAT splat
+#define SUF v8
+#include "lanes_impl.h"
+#undef V
+#undef VL
+#undef VLOAD
+#undef VSTORE
+#undef VSPLAT
+#undef SUF
+
+#define V v16
+#define VL 16
+#define VLOAD load16
+#define VSTORE store16
+#define VSPLAT splat16
+#define SUF v16
+#include "lanes_impl.h"
+#undef V
+#undef VL
+#undef VLOAD
+#undef VSTORE
+#undef VSPLAT
+#undef SUF
+
+static void gelu_portable(float *x, size_t n) { gelu_v8(x, n); }
+
+static void layer_norm_portable(float *x, int rows, int w, const float *res, const float *gamma, const float *beta,
+                                float eps) {
+    for (int r = 0; r < rows; r++)
+        layer_norm_row_v8(x + (size_t)r * w, w, res ? res + (size_t)r * w : 0, gamma, beta, eps);
 }
 
-INLINE void gelu_impl(float *x, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v8 v = load(x + i);
-        store(x + i, v * splat(0.5f) * (splat(1.0f) + verf(v * splat(0.70710678118654752f))));
-    }
-    if (i < n) {  // the tail through one zero-padded vector
-        float t[8] = {0};
-        for (size_t j = i; j < n; j++) t[j - i] = x[j];
-        v8 v = load(t);
-        store(t, v * splat(0.5f) * (splat(1.0f) + verf(v * splat(0.70710678118654752f))));
-        for (size_t j = i; j < n; j++) x[j] = t[j - i];
-    }
+#if ALLOY_X86
+TARGET_AVX2 static void gelu_avx2(float *x, size_t n) { gelu_v8(x, n); }
+TARGET_AVX512 static void gelu_avx512(float *x, size_t n) { gelu_v16(x, n); }
+
+TARGET_AVX2
+static void layer_norm_avx2(float *x, int rows, int w, const float *res, const float *gamma, const float *beta,
+                            float eps) {
+    for (int r = 0; r < rows; r++)
+        layer_norm_row_v8(x + (size_t)r * w, w, res ? res + (size_t)r * w : 0, gamma, beta, eps);
 }
 
-__attribute__((target("avx2,fma")))
-static void gelu_avx2(float *x, size_t n) { gelu_impl(x, n); }
-
-void alloy_gelu_portable(float *x, size_t n) { gelu_impl(x, n); }
-
-void alloy_gelu(float *x, size_t n) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (alloy_kernels_have_avx2()) { gelu_avx2(x, n); return; }
+TARGET_AVX512
+static void layer_norm_avx512(float *x, int rows, int w, const float *res, const float *gamma, const float *beta,
+                              float eps) {
+    for (int r = 0; r < rows; r++)
+        layer_norm_row_v16(x + (size_t)r * w, w, res ? res + (size_t)r * w : 0, gamma, beta, eps);
+}
 #endif
-    alloy_gelu_portable(x, n);
+
+void alloy_gelu_isa(float *x, size_t n, int isa) {
+    switch (alloy_isa_clamp(isa)) {
+#if ALLOY_X86
+    case ALLOY_ISA_AVX512: gelu_avx512(x, n); return;
+    case ALLOY_ISA_AVX2: gelu_avx2(x, n); return;
+#endif
+    default: gelu_portable(x, n);
+    }
+}
+
+void alloy_gelu(float *x, size_t n) { alloy_gelu_isa(x, n, alloy_kernels_isa()); }
+
+void alloy_layer_norm_isa(float *x, int rows, int width, const float *residual, const float *gamma,
+                          const float *beta, float eps, int isa) {
+    if (rows <= 0 || width <= 0) return;
+    switch (alloy_isa_clamp(isa)) {
+#if ALLOY_X86
+    case ALLOY_ISA_AVX512: layer_norm_avx512(x, rows, width, residual, gamma, beta, eps); return;
+    case ALLOY_ISA_AVX2: layer_norm_avx2(x, rows, width, residual, gamma, beta, eps); return;
+#endif
+    default: layer_norm_portable(x, rows, width, residual, gamma, beta, eps);
+    }
+}
+
+void alloy_layer_norm(float *x, int rows, int width, const float *residual, const float *gamma,
+                      const float *beta, float eps) {
+    alloy_layer_norm_isa(x, rows, width, residual, gamma, beta, eps, alloy_kernels_isa());
 }

@@ -1,9 +1,11 @@
 // Attention for short sequences without GEMM calls: per (sequence, head) the keys are
 // transposed into a d×L block, scores of two query rows at a time are accumulated by
 // broadcast-FMA over that block, softmaxed row by row, and multiplied into V by
-// broadcast-FMA over V's rows. One C source, compiled twice: for AVX2+FMA and for baseline
-// x86-64 / any target, chosen at run time.
-#include "alloy_kernels.h"
+// broadcast-FMA over V's rows. One C source over 8-float vectors, compiled for baseline x86-64
+// / any target and for AVX2+FMA; the AVX-512 path runs the same algorithm over 16-float vectors
+// for head widths that are multiples of 16 (the 8-lane code, compiled for AVX-512, otherwise).
+// Chosen at run time (isa.c).
+#include "isa.h"
 #include "v8.h"
 #include <math.h>
 
@@ -33,7 +35,7 @@ INLINE v8 vexp_nonpositive(v8 x) {
 INLINE int round8(int n) { return (n + 7) & ~7; }
 
 size_t alloy_attention_scratch(int length, int head_dim) {
-    size_t lp = (size_t)round8(length);
+    size_t lp = (size_t)((length + 15) & ~15);  // rows padded to 16 for the AVX-512 path
     return lp * (size_t)head_dim + 2 * lp;
 }
 
@@ -210,36 +212,171 @@ INLINE void attention_impl(const float *q, const float *k, const float *v, float
     }
 }
 
-__attribute__((target("avx2,fma")))
+
+// ---- AVX-512: the same algorithm over 16-float vectors, for head widths that are multiples of 16.
+#include "v16.h"
+
+INLINE int round16(int n) { return (n + 15) & ~15; }
+
+/// `vexp_nonpositive` over 16 lanes.
+INLINE v16 vexp16_nonpositive(v16 x) {
+    x = __builtin_elementwise_max(x, splat16(-87.3f));
+    const v16 magic = splat16(12582912.0f);
+    v16 t = x * splat16(1.44269504088896341f) + magic;
+    v16 n = t - magic;
+    v16 r = x - n * splat16(0.693359375f);
+    r = r - n * splat16(-2.12194440e-4f);
+    v16 y = splat16(1.9875691500e-4f);
+    y = y * r + splat16(1.3981999507e-3f);
+    y = y * r + splat16(8.3334519073e-3f);
+    y = y * r + splat16(4.1665795894e-2f);
+    y = y * r + splat16(1.6666665459e-1f);
+    y = y * r + splat16(5.0000001201e-1f);
+    y = y * r * r + r + splat16(1.0f);
+    i16 e = ((i16)t - (i16)magic + 127) << 23;
+    return y * (v16)e;
+}
+
+/// `scores2` over 16 lanes: lp a multiple of 16; 64 keys (8 accumulators) at a time.
+INLINE void scores2_v16(const float *q0, const float *q1, const float *kt, int lp, int d, float scale,
+                        float *s0, float *s1) {
+    int j = 0;
+    v16 sc = splat16(scale);
+    for (; j + 64 <= lp; j += 64) {
+        v16 a0 = splat16(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int c = 0; c < d; c++) {
+            const float *row = kt + (size_t)c * lp + j;
+            v16 k0 = load16(row), k1 = load16(row + 16), k2 = load16(row + 32), k3 = load16(row + 48);
+            v16 x = splat16(q0[c]), y = splat16(q1[c]);
+            a0 += x * k0; a1 += x * k1; a2 += x * k2; a3 += x * k3;
+            b0 += y * k0; b1 += y * k1; b2 += y * k2; b3 += y * k3;
+        }
+        store16(s0 + j, a0 * sc); store16(s0 + j + 16, a1 * sc); store16(s0 + j + 32, a2 * sc); store16(s0 + j + 48, a3 * sc);
+        store16(s1 + j, b0 * sc); store16(s1 + j + 16, b1 * sc); store16(s1 + j + 32, b2 * sc); store16(s1 + j + 48, b3 * sc);
+    }
+    for (; j < lp; j += 16) {
+        v16 a0 = splat16(0), a1 = a0, b0 = a0, b1 = a0;
+        for (int c = 0; c < d; c += 2) {  // d is even
+            v16 k0 = load16(kt + (size_t)c * lp + j), k1 = load16(kt + (size_t)(c + 1) * lp + j);
+            a0 += splat16(q0[c]) * k0; a1 += splat16(q0[c + 1]) * k1;
+            b0 += splat16(q1[c]) * k0; b1 += splat16(q1[c + 1]) * k1;
+        }
+        store16(s0 + j, (a0 + a1) * sc);
+        store16(s1 + j, (b0 + b1) * sc);
+    }
+}
+
+/// `softmax_unnormalised` over 16 lanes (s holds a multiple of 16 floats).
+INLINE float softmax_unnormalised_v16(float *s, int n) {
+    int lp = round16(n);
+    for (int j = n; j < lp; j++) s[j] = -INFINITY;
+    v16 m = load16(s);
+    for (int j = 16; j < lp; j += 16) m = __builtin_elementwise_max(m, load16(s + j));
+    float mx = m[0];
+    for (int i = 1; i < 16; i++) mx = m[i] > mx ? m[i] : mx;
+    v16 sum = splat16(0), mm = splat16(mx);
+    for (int j = 0; j < lp; j += 16) {
+        store16(s + j, vexp16_nonpositive(load16(s + j) - mm));
+        if (j + 16 > n) for (int t = n; t < lp; t++) s[t] = 0;
+        sum += load16(s + j);
+    }
+    float total = 0;
+    for (int i = 0; i < 16; i++) total += sum[i];
+    return 1.0f / total;
+}
+
+/// `context2` over 16 lanes, d a multiple of 16: 32 columns of both rows with the keys taken
+/// two at a time (8 accumulators), then 16.
+INLINE void context2_v16(const float *p0, const float *p1, float n0, float n1, const float *v, int L, int d,
+                         int stride, float *c0, float *c1) {
+    int col = 0;
+    for (; col + 32 <= d; col += 32) {
+        v16 a0 = splat16(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int j = 0;
+        for (; j + 2 <= L; j += 2) {
+            const float *r0 = v + (size_t)j * stride + col, *r1 = r0 + stride;
+            v16 v00 = load16(r0), v01 = load16(r0 + 16), v10 = load16(r1), v11 = load16(r1 + 16);
+            v16 x0 = splat16(p0[j]), x1 = splat16(p0[j + 1]), y0 = splat16(p1[j]), y1 = splat16(p1[j + 1]);
+            a0 += x0 * v00; a1 += x0 * v01; a2 += x1 * v10; a3 += x1 * v11;
+            b0 += y0 * v00; b1 += y0 * v01; b2 += y1 * v10; b3 += y1 * v11;
+        }
+        if (j < L) {
+            const float *r0 = v + (size_t)j * stride + col;
+            v16 v00 = load16(r0), v01 = load16(r0 + 16);
+            v16 x0 = splat16(p0[j]), y0 = splat16(p1[j]);
+            a0 += x0 * v00; a1 += x0 * v01; b0 += y0 * v00; b1 += y0 * v01;
+        }
+        v16 s = splat16(n0), t = splat16(n1);
+        store16(c0 + col, (a0 + a2) * s); store16(c0 + col + 16, (a1 + a3) * s);
+        store16(c1 + col, (b0 + b2) * t); store16(c1 + col + 16, (b1 + b3) * t);
+    }
+    for (; col < d; col += 16) {
+        v16 a0 = splat16(0), a1 = a0, b0 = a0, b1 = a0;
+        int j = 0;
+        for (; j + 2 <= L; j += 2) {
+            v16 v0 = load16(v + (size_t)j * stride + col), v1 = load16(v + (size_t)(j + 1) * stride + col);
+            a0 += splat16(p0[j]) * v0; a1 += splat16(p0[j + 1]) * v1;
+            b0 += splat16(p1[j]) * v0; b1 += splat16(p1[j + 1]) * v1;
+        }
+        if (j < L) {
+            v16 v0 = load16(v + (size_t)j * stride + col);
+            a0 += splat16(p0[j]) * v0; b0 += splat16(p1[j]) * v0;
+        }
+        store16(c0 + col, (a0 + a1) * splat16(n0));
+        store16(c1 + col, (b0 + b1) * splat16(n1));
+    }
+}
+
+/// `attention_impl` over 16 lanes for head widths that are multiples of 16 (the keys are still
+/// transposed in 8×8 blocks, into rows padded to 16); other widths go to the 8-lane code.
+INLINE void attention_impl_v16(const float *q, const float *k, const float *v, float *ctx, int L, int d,
+                               int stride, float scale, float *scratch) {
+    if (L <= 0) return;
+    if (d % 16 != 0) { attention_impl(q, k, v, ctx, L, d, stride, scale, scratch); return; }
+    int lp = round16(L);
+    float *kt = scratch, *s0 = scratch + (size_t)lp * d, *s1 = s0 + lp;
+    transpose_keys(k, L, d, stride, kt, lp);
+    for (int c = 0; c < d; c++) for (int j = L; j < lp; j++) kt[(size_t)c * lp + j] = 0;
+    for (int i = 0; i < L; i += 2) {
+        int i1 = i + 1 < L ? i + 1 : i;  // an odd last row is computed twice, written once more
+        const float *q0 = q + (size_t)i * stride, *q1 = q + (size_t)i1 * stride;
+        scores2_v16(q0, q1, kt, lp, d, scale, s0, s1);
+        float n0 = softmax_unnormalised_v16(s0, L), n1 = softmax_unnormalised_v16(s1, L);
+        context2_v16(s0, s1, n0, n1, v, L, d, stride, ctx + (size_t)i * stride, ctx + (size_t)i1 * stride);
+    }
+}
+
+#if ALLOY_X86
+TARGET_AVX2
 static void attention_avx2(const float *q, const float *k, const float *v, float *ctx, int L, int d,
                            int stride, float scale, float *scratch) {
     attention_impl(q, k, v, ctx, L, d, stride, scale, scratch);
 }
 
-void alloy_attention_head_portable(const float *q, const float *k, const float *v, float *ctx, int L, int d,
-                                   int stride, float scale, float *scratch) {
+TARGET_AVX512
+static void attention_avx512(const float *q, const float *k, const float *v, float *ctx, int L, int d,
+                             int stride, float scale, float *scratch) {
+    attention_impl_v16(q, k, v, ctx, L, d, stride, scale, scratch);
+}
+#endif
+
+static void attention_portable(const float *q, const float *k, const float *v, float *ctx, int L, int d,
+                               int stride, float scale, float *scratch) {
     attention_impl(q, k, v, ctx, L, d, stride, scale, scratch);
 }
 
-int alloy_kernels_have_avx2(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    static int have = -1;  // written once per thread at worst, always with the same value
-    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
-    if (h < 0) {
-        __builtin_cpu_init();
-        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
-    }
-    return h;
-#else
-    return 0;
+void alloy_attention_head_isa(const float *q, const float *k, const float *v, float *ctx, int length, int head_dim,
+                              int stride, float scale, float *scratch, int isa) {
+    switch (alloy_isa_clamp(isa)) {
+#if ALLOY_X86
+    case ALLOY_ISA_AVX512: attention_avx512(q, k, v, ctx, length, head_dim, stride, scale, scratch); return;
+    case ALLOY_ISA_AVX2: attention_avx2(q, k, v, ctx, length, head_dim, stride, scale, scratch); return;
 #endif
+    default: attention_portable(q, k, v, ctx, length, head_dim, stride, scale, scratch);
+    }
 }
 
 void alloy_attention_head(const float *q, const float *k, const float *v, float *ctx, int length, int head_dim,
                           int stride, float scale, float *scratch) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (alloy_kernels_have_avx2()) { attention_avx2(q, k, v, ctx, length, head_dim, stride, scale, scratch); return; }
-#endif
-    alloy_attention_head_portable(q, k, v, ctx, length, head_dim, stride, scale, scratch);
+    alloy_attention_head_isa(q, k, v, ctx, length, head_dim, stride, scale, scratch, alloy_kernels_isa());
 }

@@ -54,12 +54,14 @@ enum MagnitudeSelect {
         let s = 4096
         let positions = (0..<s).map { _ in Int(rng.next() % UInt64(n)) }.sorted()
         for (i, rs) in ranks.enumerated() where !rs.isEmpty {
-            let sample = positions.map { Swift.abs(models[i][$0] - base[$0]) }.sorted()
+            var sample = positions.map { Swift.abs(models[i][$0] - base[$0]) }
             for (q, r) in rs.enumerated() {
                 let p = Double(r) / Double(n)
                 let spread = sigmas * ((p * (1 - p) / Double(s)).squareRoot() + 0.5 / Double(s))
                 let iLo = Int(((p - spread) * Double(s)).rounded(.down)), iHi = Int(((p + spread) * Double(s)).rounded(.up))
-                brackets.append(Bracket(model: i, slot: q, rank: r, lo: iLo < 0 ? -1 : sample[iLo], hi: iHi >= s ? .infinity : sample[iHi]))
+                let lo: Float = iLo < 0 ? -1 : quickselect(&sample, iLo)
+                let hi: Float = iHi >= s ? .infinity : quickselect(&sample, iHi)
+                brackets.append(Bracket(model: i, slot: q, rank: r, lo: lo, hi: hi))
             }
         }
         // One pass: below-counts and in-bracket candidates, per chunk.
@@ -72,29 +74,43 @@ enum MagnitudeSelect {
                 let (bp, cp, brackets, models, base) = box.value
                 let range = (c * chunk)..<min(n, (c + 1) * chunk)
                 for (b, br) in brackets.enumerated() {
-                    let m = models[br.model], lo = br.lo, hi = br.hi
-                    var count = 0
+                    // Magnitudes are ≥ 0, so they order like their bit patterns (NaN above ∞):
+                    // "below" is the borrow of an unsigned subtraction (no branch: it is taken at
+                    // random), "inside" one unsigned compare of the offset (a rare branch).
+                    let m = models[br.model]
+                    let lo = br.lo < 0 ? 0 : br.lo.bitPattern, span = br.hi.bitPattern &- lo
+                    var count: UInt64 = 0
                     var found: [Float] = []
                     for j in range {
                         let a = Swift.abs(m[j] - base[j])
-                        if a < lo { count += 1 } else if a <= hi { found.append(a) }
+                        let offset = a.bitPattern &- lo
+                        count &+= (UInt64(a.bitPattern) &- UInt64(lo)) >> 63
+                        if offset <= span { found.append(a) }
                     }
-                    bp[b * chunks + c] = count
+                    bp[b * chunks + c] = Int(count)
                     (cp + b * chunks + c).initialize(to: found)
                 }
             }
         } }
-        for (b, br) in brackets.enumerated() {
-            let lessThanBracket = below[(b * chunks)..<((b + 1) * chunks)].reduce(0, +)
-            let perChunk = candidates[(b * chunks)..<((b + 1) * chunks)]
-            let inside = perChunk.reduce(0) { $0 + $1.count }
-            guard br.rank >= lessThanBracket, br.rank < lessThanBracket + inside else { continue }
-            var all = [Float](); all.reserveCapacity(inside)
-            for c in perChunk { all += c }
-            let v = quickselect(&all, br.rank - lessThanBracket)
-            let less = lessThanBracket + all.reduce(0) { $0 + ($1 < v ? 1 : 0) }
-            result[br.model][br.slot] = Order(value: v, less: less, equalPerChunk: perChunk.map { c in c.reduce(0) { $0 + ($1 == v ? 1 : 0) } })
+        // Each bracket's selection among its candidates, brackets in parallel.
+        var found = [Order?](repeating: nil, count: nb)
+        found.withUnsafeMutableBufferPointer { fp in
+            let box = UnsafeSendableBox((fp.baseAddress!, brackets, below, candidates))
+            Parallel.forEach(count: nb) { b in
+                let (fp, brackets, below, candidates) = box.value
+                let br = brackets[b]
+                let lessThanBracket = below[(b * chunks)..<((b + 1) * chunks)].reduce(0, +)
+                let perChunk = candidates[(b * chunks)..<((b + 1) * chunks)]
+                let inside = perChunk.reduce(0) { $0 + $1.count }
+                guard br.rank >= lessThanBracket, br.rank < lessThanBracket + inside else { return }
+                var all = [Float](); all.reserveCapacity(inside)
+                for c in perChunk { all += c }
+                let v = quickselect(&all, br.rank - lessThanBracket)
+                let less = lessThanBracket + all.reduce(0) { $0 + ($1 < v ? 1 : 0) }
+                fp[b] = Order(value: v, less: less, equalPerChunk: perChunk.map { c in c.reduce(0) { $0 + ($1 == v ? 1 : 0) } })
+            }
         }
+        for (b, br) in brackets.enumerated() { result[br.model][br.slot] = found[b] }
         // Fallback for brackets that missed: radix select, then a counting pass.
         for br in brackets where result[br.model][br.slot] == nil {
             let v = RadixSelect.select([.init(model: br.model, rank: br.rank)], base: base, models: models, count: n)[0]
@@ -200,6 +216,18 @@ struct Trim {
     var tLo = 0, tHi = 0
     var density: Float = 0
     var key: UInt64 = 0
+    /// ⌈density·2²⁴⌉: `uniform(key, j) < density` ⇔ its 24 random bits < threshold (exact).
+    var threshold: UInt64 = 0
+
+    init(kind: Kind, lo: Float = 0, hi: Float = 0, loWindow: Range<Int> = 0..<0, hiWindow: Range<Int> = 0..<0, tLo: Int = 0, tHi: Int = 0) {
+        self.kind = kind; self.lo = lo; self.hi = hi; self.loWindow = loWindow; self.hiWindow = hiWindow; self.tLo = tLo; self.tHi = tHi
+    }
+
+    /// DARE: keep entry j when the counter-based uniform of (key, j) is below `density`.
+    init(random density: Float, key: UInt64) {
+        kind = .random; self.density = density; self.key = key
+        threshold = UInt64((Double(density) * 16_777_216).rounded(.up))
+    }
 
     @inline(__always)
     mutating func keep(_ j: Int, _ delta: Float) -> Bool {

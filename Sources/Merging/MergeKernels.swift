@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Tensors
 
@@ -65,6 +66,12 @@ enum MergeKernels {
         }
     }
 
+    /// `x` where `keep` is 1, +0 where it is 0, without a branch (bit mask).
+    @inline(__always)
+    static func masked(_ x: Float, _ keep: Int) -> Float {
+        Float(bitPattern: x.bitPattern & UInt32(truncatingIfNeeded: -keep))
+    }
+
     /// Which entries of τᵢ a model keeps.
     enum Keep { case all, none, band(MagnitudeBand), random(density: Float, key: UInt64) }
 
@@ -122,7 +129,7 @@ enum MergeKernels {
                 case .all: return Trim(kind: .all)
                 case .none: return Trim(kind: .none)
                 case let .band(b): return b.trim(chunk: c)
-                case let .random(density, key): return Trim(kind: .random, density: density, key: key)
+                case let .random(density, key): return Trim(random: density, key: key)
                 }
             }
         }
@@ -136,13 +143,26 @@ enum MergeKernels {
                 let box = UnsafeSendableBox(pb.baseAddress!)
                 Parallel.forEach(count: chunks) { c in
                     var trim = trims(c)
+                    let lo = c * chunk, len = min(n, (c + 1) * chunk) - lo
+                    var mask = [UInt8](repeating: 0, count: len)
                     for i in 0..<m {
                         let model = x.models[i]
                         var b = 0.0, a = 0.0
-                        for j in (c * chunk)..<min(n, (c + 1) * chunk) {
-                            let d = model[j] - base[j]
-                            b += Double(Swift.abs(d))
-                            if trim[i].keep(j, d) { a += Double(Swift.abs(d)) }
+                        if trim[i].kind == .random {
+                            mask.withUnsafeMutableBufferPointer { mp in
+                                _ = alloy_dare_mask(trim[i].key, Int64(lo), len, trim[i].threshold, mp.baseAddress!)
+                                for j in 0..<len {
+                                    let d = Swift.abs(model[lo + j] - base[lo + j])
+                                    b += Double(d)
+                                    a += Double(masked(d, Int(mp[j])))
+                                }
+                            }
+                        } else {
+                            for j in lo..<(lo + len) {
+                                let d = model[j] - base[j]
+                                b += Double(Swift.abs(d))
+                                if trim[i].keep(j, d) { a += Double(Swift.abs(d)) }
+                            }
                         }
                         box.value[(c * m + i) * 2] = b
                         box.value[(c * m + i) * 2 + 1] = a
@@ -168,6 +188,7 @@ enum MergeKernels {
             let blockSize = 2048
             var trim = trims(q)
             var dw = [Float](repeating: 0, count: m * blockSize)
+            var mask = [UInt8](repeating: 0, count: blockSize)
             var total = [Float](repeating: 0, count: blockSize), mixed = total, divisor = total
             var keptHere = 0
             var start = q * chunk
@@ -190,10 +211,10 @@ enum MergeKernels {
                             var inside = 0, ties = 0
                             for j in 0..<len {
                                 let d = mp[j] - b[j], a = Swift.abs(d)
-                                let k = a > lo && a < hi
-                                dst[j] = k ? d * si * wi : 0
-                                inside &+= k ? 1 : 0
-                                ties |= (a == lo) || (a == hi) ? 1 : 0
+                                let k = (a > lo ? 1 : 0) & (a < hi ? 1 : 0)   // branch-free: kept at random
+                                dst[j] = masked(d * si * wi, k)
+                                inside &+= k
+                                ties |= (a == lo ? 1 : 0) | (a == hi ? 1 : 0)
                             }
                             if ties == 0 { keptHere += inside; continue }
                             // An entry at a boundary value: decide its ties in index order.
@@ -202,9 +223,10 @@ enum MergeKernels {
                                 if trim[i].keep(start + j, d) { dst[j] = d * si * wi; keptHere += 1 } else { dst[j] = 0 }
                             }
                         case .random:
-                            for j in 0..<len {
-                                let d = mp[j] - b[j]
-                                if trim[i].keep(start + j, d) { dst[j] = d * si * wi; keptHere += 1 } else { dst[j] = 0 }
+                            keptHere += mask.withUnsafeMutableBufferPointer { kp in
+                                let ones = alloy_dare_mask(trim[i].key, Int64(start), len, trim[i].threshold, kp.baseAddress!)
+                                for j in 0..<len { let d = mp[j] - b[j]; dst[j] = masked(d * si * wi, Int(kp[j])) }
+                                return ones
                             }
                         }
                     }
@@ -219,12 +241,13 @@ enum MergeKernels {
                                 let src = dwb + i * blockSize, wi = w[i]
                                 for j in 0..<len {
                                     let v = src[j]
-                                    let agrees = t[j] >= 0 ? v > 0 : v < 0
-                                    mx[j] += agrees ? v : 0
-                                    dv[j] += agrees ? wi : 0
+                                    let positive = t[j] >= 0 ? 1 : 0    // the elected sign (a NaN total elects −)
+                                    let agrees = positive & (v > 0 ? 1 : 0) | (1 - positive) & (v < 0 ? 1 : 0)
+                                    mx[j] += masked(v, agrees)
+                                    dv[j] += masked(wi, agrees)
                                 }
                             }
-                            for j in 0..<len where dv[j] == 0 { dv[j] = 1 }
+                            for j in 0..<len { dv[j] = dv[j] == 0 ? 1 : dv[j] }
                         } else {
                             let d: Float = Swift.abs(weightSum) < 1e-8 ? 1 : weightSum
                             for j in 0..<len { mx[j] = t[j]; dv[j] = d }

@@ -32,7 +32,8 @@ public enum GEMM {
 }
 
 /// A linear layer's weight W (n×k, PyTorch's out × in) packed once for `linear`: strips of 16
-/// output rows stored k-major (CKernels' `alloy_pack_weights`).
+/// output rows stored k-major (CKernels' `alloy_pack_weights`), one layout for every
+/// instruction-set path.
 public final class PackedWeights: @unchecked Sendable {
     public let n: Int, k: Int
     let values: UnsafeMutablePointer<Float>
@@ -53,11 +54,11 @@ public final class PackedWeights: @unchecked Sendable {
     deinit { values.deallocate() }
 
     /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread (x: m×k,
-    /// row stride ldx; y: m×n, row stride ldy). AVX2+FMA where the CPU has them, portable code
-    /// otherwise (`portable` forces it).
+    /// row stride ldx; y: m×n, row stride ldy), on the path `Kernels.isa` (or `isa`, lowered to
+    /// what the CPU supports): a 12×32 register block with AVX-512, 6×16 with AVX2 and portably.
     public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                       ldy: Int, m: Int, accumulate: Bool = false, portable: Bool = false) {
-        (portable ? alloy_linear_packed_portable : alloy_linear_packed)(
-            x, Int32(ldx), values, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0)
+                       ldy: Int, m: Int, accumulate: Bool = false, isa: Kernels.ISA? = nil) {
+        alloy_linear_packed_isa(x, Int32(ldx), values, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0,
+                                (isa ?? Kernels.isa).rawValue)
     }
 }

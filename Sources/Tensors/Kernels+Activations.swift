@@ -1,8 +1,10 @@
 import CKernels
 
-/// Activation and normalisation kernels for the encoder, vectorised over `SIMD8<Float>`.
+/// Activation, normalisation and attention kernels for the encoder: GELU, LayerNorm and
+/// attention in CKernels (portable, AVX2 and AVX-512 paths), `exp` and softmax over
+/// `SIMD8<Float>` here.
 ///
-/// Written for baseline x86-64 (SSE2): no rounding instructions, so `exp` rounds with the
+/// `exp` is written for baseline x86-64 (SSE2): no rounding instructions, so it rounds with the
 /// 1.5·2²³ magic-number trick instead of `rounded()` (which would become libm calls per lane).
 extension Kernels {
     @inline(__always) static func bits(_ x: SIMD8<Float>) -> SIMD8<UInt32> { unsafeBitCast(x, to: SIMD8<UInt32>.self) }
@@ -32,74 +34,37 @@ extension Kernels {
 
     /// In place GELU, the exact (erf) form used by BERT: x · ½(1 + erf(x/√2)), on the calling
     /// thread (the encoder applies it per core, on rows its GEMM just wrote). erf is XLA/Eigen's
-    /// rational form (CKernels `alloy_gelu`; AVX2+FMA where the CPU has them).
-    public static func gelu(_ x: UnsafeMutablePointer<Float>, count n: Int, portable: Bool = false) {
-        (portable ? alloy_gelu_portable : alloy_gelu)(x, n)
+    /// rational form (CKernels `alloy_gelu`), on the path `Kernels.isa` (or `isa`, lowered to
+    /// what the CPU supports).
+    public static func gelu(_ x: UnsafeMutablePointer<Float>, count n: Int, isa: ISA? = nil) {
+        guard n > 0 else { return }
+        alloy_gelu_isa(x, n, (isa ?? Kernels.isa).rawValue)
     }
 
     /// Scaled dot-product attention of one (sequence, head) on the calling thread:
     /// ctxᵢ = Σⱼ softmaxⱼ(scale · qᵢ·kⱼ) vⱼ (Vaswani et al. 2017, https://arxiv.org/abs/1706.03762).
     /// Pointers address the head's first column of the sequence's first row; rows are `stride`
-    /// floats apart. AVX2+FMA where the CPU has them (CKernels), portable code otherwise.
+    /// floats apart. On the path `Kernels.isa` (or `isa`, lowered to what the CPU supports).
     public static func attentionHead(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                      context: UnsafeMutablePointer<Float>, length: Int, headDim: Int, stride: Int, scale: Float,
-                                     portable: Bool = false) {
+                                     isa: ISA? = nil) {
         guard length > 0 else { return }
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: alloy_attention_scratch(Int32(length), Int32(headDim)))
         defer { scratch.deallocate() }
-        (portable ? alloy_attention_head_portable : alloy_attention_head)(
-            q, k, v, context, Int32(length), Int32(headDim), Int32(stride), scale, scratch)
+        alloy_attention_head_isa(q, k, v, context, Int32(length), Int32(headDim), Int32(stride), scale, scratch,
+                                 (isa ?? Kernels.isa).rawValue)
     }
 
-    /// Whether `attentionHead` runs its AVX2+FMA path on this CPU.
-    public static var attentionUsesAVX2: Bool { alloy_kernels_have_avx2() != 0 }
+    /// Whether the kernels run an AVX2+FMA (or AVX-512) path.
+    public static var attentionUsesAVX2: Bool { Kernels.isa >= .avx2 }
 
     /// In place LayerNorm of `rows` rows of width `w`: (x − μ)/√(σ² + ε) · γ + β, after adding
-    /// `residual` (same layout) when given; on the calling thread.
+    /// `residual` (same layout) when given; on the calling thread (CKernels `alloy_layer_norm`),
+    /// on the path `Kernels.isa` (or `isa`, lowered to what the CPU supports).
     public static func layerNorm(_ x: UnsafeMutablePointer<Float>, rows: Int, width w: Int, residual: UnsafePointer<Float>? = nil,
-                                 gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float) {
-        for r in 0..<rows {
-            if let residual { addRow(x + r * w, residual + r * w, count: w) }
-            let row = x + r * w
-            var s = SIMD8<Float>(repeating: 0)
-            var i = 0
-            while i + 8 <= w { s += UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self); i += 8 }
-            var sum = s.sum()
-            while i < w { sum += row[i]; i += 1 }
-            let mean = sum / Float(w)
-            var q = SIMD8<Float>(repeating: 0)
-            i = 0
-            let m8 = SIMD8<Float>(repeating: mean)
-            while i + 8 <= w {
-                let d = UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self) - m8
-                q += d * d
-                i += 8
-            }
-            var v = q.sum()
-            while i < w { let d = row[i] - mean; v += d * d; i += 1 }
-            let inv = 1 / (v / Float(w) + eps).squareRoot()
-            i = 0
-            let inv8 = SIMD8<Float>(repeating: inv)
-            while i + 8 <= w {
-                let d = (UnsafeRawPointer(row + i).loadUnaligned(as: SIMD8<Float>.self) - m8) * inv8
-                let g = UnsafeRawPointer(gamma + i).loadUnaligned(as: SIMD8<Float>.self)
-                let b = UnsafeRawPointer(beta + i).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(row + i).storeBytes(of: d * g + b, as: SIMD8<Float>.self)
-                i += 8
-            }
-            while i < w { row[i] = (row[i] - mean) * inv * gamma[i] + beta[i]; i += 1 }
-        }
-    }
-
-    @inline(__always)
-    static func addRow(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
-        var i = 0
-        while i + 8 <= n {
-            let s = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) + UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(x + i).storeBytes(of: s, as: SIMD8<Float>.self)
-            i += 8
-        }
-        while i < n { x[i] += y[i]; i += 1 }
+                                 gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Float, isa: ISA? = nil) {
+        guard rows > 0, w > 0 else { return }
+        alloy_layer_norm_isa(x, Int32(rows), Int32(w), residual, gamma, beta, eps, (isa ?? Kernels.isa).rawValue)
     }
 
     /// In place softmax of one row of `n` values (single thread).

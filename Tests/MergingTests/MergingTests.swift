@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 @testable import Merging
+import CKernels
 import Formats
 import Tensors
 
@@ -190,5 +191,36 @@ final class MagnitudeSelectTests: XCTestCase {
     func testFallbackWhenTheSampleMissesGivesTheSameEntries() {
         check(n: 70_001, levels: 9, seed: 4, sigmas: 0)
         check(n: 66_000, levels: 1_000_001, seed: 5, sigmas: 0)
+    }
+}
+
+/// The vectorised DARE mask (CKernels) against the scalar counter-based uniform it replaces:
+/// the same bits on every path, so merges keep their masks; seeded keys and densities.
+final class DAREMaskTests: XCTestCase {
+    func testMaskEqualsScalarUniformOnEveryPath() {
+        let chosen = Kernels.isa
+        defer { Kernels.useISA(chosen) }
+        for isa in Kernels.ISA.allCases where isa <= Kernels.supportedISA {
+            Kernels.useISA(isa)
+            checkMasks()
+        }
+        print("DARE masks checked on \(Kernels.ISA.allCases.filter { $0 <= Kernels.supportedISA }); this CPU lacks \(Kernels.ISA.allCases.filter { $0 > Kernels.supportedISA })")
+    }
+
+    func checkMasks() {
+        var rng = SplitMix(seed: 11)
+        for _ in 0..<20 {
+            let key = rng.next(), start = Int(rng.next() % 1_000_000), count = 1 + Int(rng.next() % 5000)
+            let density = Float(rng.next() % 1000) / 1000
+            let trim = Trim(random: density, key: key)
+            var fast = [UInt8](repeating: 9, count: count), portable = fast
+            let ones = alloy_dare_mask(key, Int64(start), count, trim.threshold, &fast)
+            let onesPortable = alloy_dare_mask_portable(key, Int64(start), count, trim.threshold, &portable)
+            let want = (0..<count).map { MergeKernels.uniform(key, start + $0) < density ? UInt8(1) : 0 }
+            XCTAssertEqual(fast, want, "key \(key) density \(density)")
+            XCTAssertEqual(portable, want)
+            XCTAssertEqual(ones, want.reduce(0) { $0 + Int($1) })
+            XCTAssertEqual(onesPortable, ones)
+        }
     }
 }
