@@ -406,6 +406,7 @@ struct Mutator {
     // MARK: safetensors
 
     mutating func safetensors(_ input: [UInt8], donors: [[UInt8]]) -> [UInt8] {
+        if chance(0.3), let relaid = safetensorsRelayout(input) { return relaid }
         guard input.count >= 8, chance(0.7) else { return binary(input, donors: donors) }
         let n = input.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) & 0xFFFF_FFFF) }
         guard n <= input.count - 8 else { return binary(input, donors: donors) }

@@ -1,5 +1,6 @@
 import Foundation
 import Formats
+import Tensors
 
 /// Structure-aware JSON mutations: the document is parsed, one node of the tree is changed
 /// (interesting numbers, other types, removed, duplicated or renamed members, other dtype and
@@ -106,5 +107,68 @@ extension Mutator {
         var target = below(Self.nodeCount(v))
         lines[k] = Array(mutateNode(v, target: &target, keys: ks).serialized().utf8)
         return Array(lines.joined(separator: [0x0A]))
+    }
+}
+
+/// Safetensors files kept valid while their meaning changes: one tensor gets another dtype
+/// and/or shape, its bytes are cut or extended to fit, and every data offset is recomputed,
+/// so the mutant passes the container checks and reaches the code that uses the tensors
+/// (e.g. `.indices` of the wrong dtype, LoRA factors of the wrong rank, 1-D classifiers).
+extension Mutator {
+    static let dtypeNames = ["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"]
+
+    mutating func safetensorsRelayout(_ input: [UInt8]) -> [UInt8]? {
+        guard input.count >= 8 else { return nil }
+        let n = input.withUnsafeBytes { Int(truncatingIfNeeded: UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard n >= 0, n <= input.count - 8,
+              let root = try? Array(input[8..<(8 + n)]).withUnsafeBytes({ try JSONValue.parse($0) }),
+              case .object(var members) = root else { return nil }
+        struct Entry { var member: Int; var dtype: String; var shape: [Int]; var bytes: [UInt8] }
+        var entries: [Entry] = []
+        let data = Array(input[(8 + n)...])
+        for (i, (name, v)) in members.enumerated() where name != "__metadata__" {
+            guard case .string(let dt)? = v["dtype"], case .array(let s)? = v["shape"], case .array(let o)? = v["data_offsets"], o.count == 2,
+                  case .integer(let b) = o[0], case .integer(let e) = o[1], b >= 0, b <= e, e <= data.count else { return nil }
+            let shape = s.compactMap { x -> Int? in if case .integer(let d) = x { return d }; return nil }
+            entries.append(Entry(member: i, dtype: dt, shape: shape, bytes: Array(data[b..<e])))
+        }
+        guard !entries.isEmpty else { return nil }
+        let k = below(entries.count)
+        var e = entries[k]
+        if chance(0.6) { e.dtype = pick(Self.dtypeNames) }
+        if chance(0.6) || e.dtype == entries[k].dtype {
+            if !e.shape.isEmpty, chance(0.6) { e.shape[below(e.shape.count)] = pick([0, 1, 2, 3, 4, 7, 8, 32, 64]) }
+            else { e.shape = pick([[], [0], [1], [3], [32], [2, 2], [4, 32], [32, 4], [2, 32], [32, 2], [1, 1, 1], [17]]) }
+        }
+        var size = DType(rawValue: e.dtype)?.byteSize ?? 1
+        for d in e.shape {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = size.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= 1 << 20 else { return nil }
+            size = p
+        }
+        if e.bytes.count > size { e.bytes.removeSubrange(size...) }
+        while e.bytes.count < size { e.bytes.append(UInt8(truncatingIfNeeded: rng.next())) }
+        entries[k] = e
+        var out = [UInt8](), offset = 0
+        for x in entries {
+            guard case .object(var fields) = members[x.member].1 else { return nil }
+            for j in fields.indices {
+                switch fields[j].0 {
+                case "dtype": fields[j].1 = .string(x.dtype)
+                case "shape": fields[j].1 = .array(x.shape.map { .integer($0) })
+                case "data_offsets": fields[j].1 = .array([.integer(offset), .integer(offset + x.bytes.count)])
+                default: break
+                }
+            }
+            members[x.member].1 = .object(fields)
+            out += x.bytes
+            offset += x.bytes.count
+        }
+        var header = Array(JSONValue.object(members).serialized().utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        var file = [UInt8]()
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { file.append(contentsOf: $0) }
+        return file + header + out
     }
 }
