@@ -50,6 +50,8 @@ let package = Package(
         .testTarget(name: "CompositionTests", dependencies: ["Composition", "Encoder", "Evaluation"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Tensors"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "FuzzTests", dependencies: ["Formats", "Encoder", "Evaluation", "Merging", "Tensors"],
+                    exclude: ["Seeds", "Regressions"]),
     ],
     swiftLanguageModes: [.v6]
 )

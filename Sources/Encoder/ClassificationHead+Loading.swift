@@ -3,22 +3,12 @@ import Formats
 import Tensors
 
 extension ClassificationHead {
-    /// The expert card (`card.json`) in `dir` or its parent, if any.
-    static func card(near dir: String) -> [String: Any]? {
-        for d in [dir, (dir as NSString).deletingLastPathComponent] {
-            if let data = FileManager.default.contents(atPath: (d as NSString).appendingPathComponent("card.json")),
-               let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-                return obj
-            }
-        }
-        return nil
-    }
+    /// Labels from the expert card (`card.json`, `labels`) in `dir` or its parent; empty when
+    /// there is no card or it records none. A card that is not valid is an error naming it.
+    public static func labels(near dir: String) throws -> [String] { try ExpertCard.near(dir)?.labels ?? [] }
 
-    /// Labels from a `card.json` (`labels`) in `dir` or its parent, if any.
-    public static func labels(near dir: String) -> [String] { card(near: dir)?["labels"] as? [String] ?? [] }
-
-    /// The token limit recorded in a card (`head.max_length`), if any.
-    public static func maxLength(near dir: String) -> Int? { (card(near: dir)?["head"] as? [String: Any])?["max_length"] as? Int }
+    /// The token limit recorded in the card in `dir` or its parent (`head.max_length`), if any.
+    public static func maxLength(near dir: String) throws -> Int? { try ExpertCard.near(dir)?.head?.maxLength }
 
     /// Loads a head from `path`: a `head.safetensors` file (classifier.weight/bias), a directory
     /// holding one, or a PEFT folder whose modules_to_save hold the classifier.
@@ -28,12 +18,12 @@ extension ClassificationHead {
             throw EncoderError.head(path: path, reason: "no such file or directory")
         }
         let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
-        let labels = labels(near: dir)
+        let labels = try labels(near: dir)
         if isDir.boolValue, FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("adapter_config.json")) {
             guard var h = try LoRAAdapter(peft: path, for: model, labels: labels).head else {
                 throw EncoderError.head(path: path, reason: "the PEFT folder has no classifier in modules_to_save")
             }
-            h.maxLength = maxLength(near: dir)
+            h.maxLength = try maxLength(near: dir)
             return h
         }
         let file = isDir.boolValue ? (path as NSString).appendingPathComponent("head.safetensors") : path
@@ -42,7 +32,7 @@ extension ClassificationHead {
             throw EncoderError.head(path: file, reason: "needs classifier.weight and classifier.bias")
         }
         var head = try ClassificationHead(weight: f.tensor(w), bias: f.tensor(b), labels: labels)
-        head.maxLength = maxLength(near: dir)
+        head.maxLength = try maxLength(near: dir)
         guard head.weight.shape.dims[1] == model.hidden else {
             throw EncoderError.shapeMismatch(source: file, tensor: w, expected: [head.count, model.hidden], found: head.weight.shape.dims)
         }

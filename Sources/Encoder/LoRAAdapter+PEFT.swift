@@ -14,6 +14,9 @@ extension LoRAAdapter {
             guard let w = model.weights[path + ".weight"] else {
                 throw EncoderError.adapter(path: directory, reason: "targets \"\(m.path)\", which the base model has no weight for — was it made for another architecture?")
             }
+            guard w.shape.rank == 2 else {
+                throw EncoderError.adapter(path: directory, reason: "targets \"\(m.path)\", a \(w.shape.rank)-D weight (\(w.shape)); LoRA applies to matrices (Linear layers) only")
+            }
             let (out, inp) = (w.shape.dims[0], w.shape.dims[1])
             guard m.a.shape.dims[1] == inp, m.b.shape.dims[0] == out else {
                 throw EncoderError.shapeMismatch(source: directory, tensor: m.path + ".lora_A/lora_B",
@@ -27,8 +30,11 @@ extension LoRAAdapter {
             guard w.shape.rank == 2, w.shape.dims[1] == model.hidden else {
                 throw EncoderError.shapeMismatch(source: directory, tensor: "classifier.weight", expected: [w.shape.dims[0], model.hidden], found: w.shape.dims)
             }
+            guard labels.isEmpty || labels.count == w.shape.dims[0] else {
+                throw EncoderError.head(path: directory, reason: "\(labels.count) labels given but the classifier has \(w.shape.dims[0]) outputs")
+            }
             head = try ClassificationHead(weight: w, bias: b, labels: labels)
-            head?.maxLength = ClassificationHead.maxLength(near: directory)
+            head?.maxLength = try ClassificationHead.maxLength(near: directory)
         }
         self.init(name: (directory as NSString).lastPathComponent, layers: layers, head: head)
     }

@@ -15,15 +15,64 @@ public final class SentenceEncoder: @unchecked Sendable {
     public init(directory: String) throws {
         model = try EncoderModel(directory: directory)
         tokenizer = try WordPieceTokenizer(path: (directory as NSString).appendingPathComponent("tokenizer.json"))
-        func json(_ rel: String) -> Any? {
-            FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent(rel)).flatMap { try? JSONSerialization.jsonObject(with: $0) }
+        let settings = try Settings(directory: directory, maxTokens: model.maxTokens)
+        maxLength = settings.maxLength
+        normalize = settings.normalize
+        meanPooling = settings.meanPooling
+    }
+
+    /// The sentence-transformers configuration of a model folder. Each file is optional; one
+    /// that exists but is not valid JSON of the expected form is an error naming it and the field.
+    public struct Settings: Equatable, Sendable {
+        /// Token limit: `max_seq_length`, at most the model's `maxTokens` (its position table).
+        public let maxLength: Int
+        /// Whether modules.json ends with a Normalize module.
+        public let normalize: Bool
+        /// Mean pooling unless `1_Pooling/config.json` asks for the CLS token.
+        public let meanPooling: Bool
+
+        public init(directory: String, maxTokens: Int) throws {
+            func json(_ rel: String) throws -> (path: String, value: JSONValue)? {
+                let p = (directory as NSString).appendingPathComponent(rel)
+                guard let data = FileManager.default.contents(atPath: p) else { return nil }
+                guard data.count <= 1 << 20 else { throw ConfigError.invalid(path: p, reason: "\(data.count) bytes; too large for a configuration file") }
+                do { return (p, try data.withUnsafeBytes { try JSONValue.parse($0, maxDepth: 16) }) } catch {
+                    throw ConfigError.invalid(path: p, reason: "not valid JSON (\(error))")
+                }
+            }
+            var normalize = false
+            if case let (p, modules)? = try json("modules.json") {
+                guard case .array(let list) = modules else { throw ConfigError.invalid(path: p, reason: "must be an array of modules") }
+                for (i, m) in list.enumerated() {
+                    guard case .object = m else { throw ConfigError.invalid(path: p, reason: "module \(i) is not an object") }
+                    if case .string(let t)? = m["type"], t.hasSuffix("Normalize") { normalize = true }
+                }
+            }
+            self.normalize = normalize
+            var mean = true
+            if case let (p, pooling)? = try json("1_Pooling/config.json") {
+                guard case .object = pooling else { throw ConfigError.invalid(path: p, reason: "must be a JSON object") }
+                switch pooling["pooling_mode_cls_token"] {
+                case nil, .null?: break
+                case .bool(let b)?: mean = !b
+                default: throw ConfigError.invalid(path: p, reason: "field \"pooling_mode_cls_token\" must be a boolean")
+                }
+            }
+            meanPooling = mean
+            var limit = maxTokens
+            if case let (p, st)? = try json("sentence_bert_config.json") {
+                guard case .object = st else { throw ConfigError.invalid(path: p, reason: "must be a JSON object") }
+                switch st["max_seq_length"] {
+                case nil, .null?: break
+                case .integer(let m)?:
+                    // Two tokens go to [CLS] and [SEP]; a limit must leave room for text.
+                    guard m > 2 else { throw ConfigError.invalid(path: p, reason: "field \"max_seq_length\" = \(m) must be at least 3") }
+                    limit = min(m, maxTokens)
+                default: throw ConfigError.invalid(path: p, reason: "field \"max_seq_length\" must be an integer")
+                }
+            }
+            maxLength = limit
         }
-        let modules = (json("modules.json") as? [[String: Any]]) ?? []
-        normalize = modules.contains { ($0["type"] as? String)?.hasSuffix("Normalize") == true }
-        let pooling = json("1_Pooling/config.json") as? [String: Any]
-        meanPooling = (pooling?["pooling_mode_cls_token"] as? Bool) != true
-        let st = json("sentence_bert_config.json") as? [String: Any]
-        maxLength = min((st?["max_seq_length"] as? Int) ?? model.maxTokens, model.maxTokens)
     }
 
     public func tokenize(_ texts: [String], maxLength: Int? = nil) -> [[Int32]] {

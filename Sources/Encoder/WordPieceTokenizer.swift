@@ -42,8 +42,8 @@ public struct WordPieceTokenizer: Sendable {
         }
         var vocab = [String: Int32](minimumCapacity: rawVocab.count)
         for (k, v) in rawVocab {
-            guard let i = int(v), let id = Int32(exactly: i) else {
-                throw EncoderError.unsupportedTokenizer(path: path, reason: "vocabulary entry \(k) has no integer id")
+            guard let i = int(v), let id = Int32(exactly: i), id >= 0 else {
+                throw EncoderError.unsupportedTokenizer(path: path, reason: "vocabulary entry \(k) has no non-negative integer id")
             }
             vocab[k] = id
         }
@@ -55,6 +55,10 @@ public struct WordPieceTokenizer: Sendable {
         unkId = try id(string(member(model, "unk_token")) ?? "[UNK]")
         continuingPrefix = string(member(model, "continuing_subword_prefix")) ?? "##"
         maxInputCharsPerWord = int(member(model, "max_input_chars_per_word")) ?? 100
+        // WordPiece is quadratic in a word's length; real tokenizers use 100.
+        guard maxInputCharsPerWord >= 0, maxInputCharsPerWord <= 10_000 else {
+            throw EncoderError.unsupportedTokenizer(path: path, reason: "max_input_chars_per_word = \(maxInputCharsPerWord) is outside 0…10000")
+        }
         if let norm = root["normalizer"], norm != .null, string(norm["type"]) != "BertNormalizer" {
             throw EncoderError.unsupportedTokenizer(path: path, reason: "normalizer \(string(norm["type"]) ?? "?"); only BertNormalizer is supported")
         }
@@ -72,17 +76,19 @@ public struct WordPieceTokenizer: Sendable {
                 if b == 0 || Self.isControl(s) { return Self.drop }
                 if Self.isWhitespace(s) { return Self.space }
             }
-            return lowercase ? UInt16(s.properties.lowercaseMapping.unicodeScalars.first!.value) : UInt16(b)
+            guard lowercase, let lower = s.properties.lowercaseMapping.unicodeScalars.first else { return UInt16(b) }
+            return UInt16(truncatingIfNeeded: lower.value)
         }
         clsId = try id("[CLS]")
         sepId = try id("[SEP]")
         padId = vocab["[PAD]"] ?? 0
     }
 
-    /// Token ids with `[CLS]` and `[SEP]`, truncated to `maxLength` in all.
+    /// Token ids with `[CLS]` and `[SEP]`, truncated to `maxLength` in all (never fewer than
+    /// the two markers: a `maxLength` under 3, however negative, leaves no room for text).
     public func encode(_ text: String, maxLength: Int = 512) -> [Int32] {
         var ids: [Int32] = [clsId]
-        let budget = max(0, maxLength - 2)
+        let budget = maxLength > 2 ? maxLength - 2 : 0
         outer: for word in preTokenize(normalize(text)) {
             for id in wordPiece(word) {
                 if ids.count - 1 >= budget { break outer }

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// A labelled task split: JSONL lines of `{"text": …, "label": …}`.
 public struct TaskData: Sendable {
@@ -16,8 +17,8 @@ public struct TaskData: Sendable {
         for (i, line) in lines.enumerated() {
             if i == lines.count - 1 && line.isEmpty { break }
             guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { throw TaskError(path: path, line: i + 1, reason: "empty line") }
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let text = obj["text"] as? String, let label = obj["label"] as? String else {
+            guard let obj = try? JSONValue.parse(String(line)),
+                  case .string(let text)? = obj["text"], case .string(let label)? = obj["label"] else {
                 throw TaskError(path: path, line: i + 1, reason: "expected a JSON object with string fields \"text\" and \"label\"")
             }
             if let allowed, !allowed.contains(label) {

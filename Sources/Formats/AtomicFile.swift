@@ -44,9 +44,10 @@ public final class AtomicFile {
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress else { return }  // nothing to write
         var off = 0
         while off < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+            let n = Glibc.write(fd, base + off, bytes.count - off)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw FormatIOError(path: path, operation: "write", code: errno)
@@ -63,7 +64,7 @@ public final class AtomicFile {
         fd = -1
         guard rename(tempPath, path) == 0 else { throw FormatIOError(path: path, operation: "rename into place", code: errno) }
         committed = true
-        let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY | O_DIRECTORY)
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
     }

@@ -70,10 +70,19 @@ public struct HFConfig: Codable, Equatable, Sendable {
     }
 
     func validate(path: String) throws {
-        for (name, v) in [("hidden_size", hiddenSize), ("num_hidden_layers", numHiddenLayers),
-                          ("num_attention_heads", numAttentionHeads), ("intermediate_size", intermediateSize),
-                          ("vocab_size", vocabSize), ("max_position_embeddings", maxPositionEmbeddings)] {
-            guard v > 0, v < 1 << 24 else { throw ConfigError.invalid(path: path, reason: "\(name) = \(v) is out of range") }
+        // Caps well above every BERT-family model (the largest: 48 layers, hidden 4096, a 250k
+        // vocabulary), low enough that a hostile config cannot make loading build millions of
+        // expected tensor names or huge shapes before the weights are checked.
+        for (name, v, cap) in [("hidden_size", hiddenSize, 1 << 16), ("num_hidden_layers", numHiddenLayers, 1024),
+                               ("num_attention_heads", numAttentionHeads, 1024), ("intermediate_size", intermediateSize, 1 << 18),
+                               ("vocab_size", vocabSize, 1 << 22), ("max_position_embeddings", maxPositionEmbeddings, 1 << 20)] {
+            guard v > 0, v <= cap else { throw ConfigError.invalid(path: path, reason: "\(name) = \(v) is outside 1…\(cap)") }
+        }
+        if let t = typeVocabSize, !(0...1024).contains(t) {
+            throw ConfigError.invalid(path: path, reason: "type_vocab_size = \(t) is outside 0…1024")
+        }
+        if let e = layerNormEps, !(e.isFinite && e >= 0 && e < 1) {
+            throw ConfigError.invalid(path: path, reason: "layer_norm_eps = \(e) is not a small non-negative number")
         }
         guard hiddenSize % numAttentionHeads == 0 else {
             throw ConfigError.invalid(path: path, reason: "hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")

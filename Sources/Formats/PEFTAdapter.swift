@@ -51,8 +51,8 @@ public struct PEFTAdapter {
         guard FileManager.default.fileExists(atPath: wPath) else { throw fail("no adapter_model.safetensors") }
         let file = try SafetensorsFile(path: wPath)
 
-        func pattern(_ p: [String: some Any], _ module: String) -> String? {
-            p.keys.sorted().first { module == $0 || module.hasSuffix("." + $0) }
+        func pattern<V>(_ p: [String: V], _ module: String) -> V? {
+            p.keys.sorted().first { module == $0 || module.hasSuffix("." + $0) }.flatMap { p[$0] }
         }
         var a: [String: Tensor] = [:], b: [String: Tensor] = [:], saved: [String: Tensor] = [:]
         for name in file.names {
@@ -74,11 +74,11 @@ public struct PEFTAdapter {
         for (module, at) in a.sorted(by: { $0.key < $1.key }) {
             guard let bt = b[module] else { throw fail("module \(module) has lora_A but no lora_B") }
             let rm = at.shape.dims[0]
-            let expectRank = pattern(rankPattern, module).map { rankPattern[$0]! } ?? r
+            let expectRank = pattern(rankPattern, module) ?? r
             guard rm == expectRank, bt.shape.dims[1] == rm else {
                 throw fail("module \(module): lora_A \(at.shape) and lora_B \(bt.shape) do not match rank \(expectRank)")
             }
-            let am = pattern(alphaPattern, module).map { alphaPattern[$0]! } ?? alpha
+            let am = pattern(alphaPattern, module) ?? alpha
             let scale = useRSLoRA ? am / Double(rm).squareRoot() : am / Double(rm)
             modules.append(Module(path: module, a: at, b: bt, scale: Float(scale)))
         }

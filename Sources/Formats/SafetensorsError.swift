@@ -20,6 +20,7 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
     case bufferSizeMismatch(path: String, covered: Int, actual: Int)
     case tensorNotFound(path: String, tensor: String)
     case invalidIndex(path: String, reason: String)
+    case duplicateTensor(path: String, tensor: String)
 
     public var description: String {
         switch self {
@@ -40,6 +41,7 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
         case let .bufferSizeMismatch(p, c, a): return "\(p): tensors cover \(c) bytes but the data buffer holds \(a); the file is truncated or has trailing bytes"
         case let .tensorNotFound(p, t): return "\(p): no tensor named \"\(t)\""
         case let .invalidIndex(p, r): return "\(p): \(r)"
+        case let .duplicateTensor(p, t): return "\(p): two tensors are named \"\(t)\"; a safetensors file holds each name once (does a head tensor share a weight's name?)"
         }
     }
 }

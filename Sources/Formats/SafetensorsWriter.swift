@@ -56,7 +56,16 @@ public enum SafetensorsWriter {
         return out
     }
 
-    /// The whole file as bytes (for small files and tests).
+    /// Throws `SafetensorsError.duplicateTensor` if two of `tensors` share a name.
+    public static func checkUnique(_ tensors: [(String, Tensor)], path: String) throws {
+        var seen = Set<String>()
+        for (name, _) in tensors where !seen.insert(name).inserted {
+            throw SafetensorsError.duplicateTensor(path: path, tensor: name)
+        }
+    }
+
+    /// The whole file as bytes (for small files and tests). Names must be unique (see
+    /// `checkUnique`); a duplicate would make a file readers reject.
     public static func serialize(_ tensors: [(String, Tensor)], metadata: [String: String]? = nil) -> [UInt8] {
         let ordered = order(tensors)
         var out = header(ordered, metadata: metadata)
@@ -65,9 +74,9 @@ public enum SafetensorsWriter {
     }
 
     /// Writes `tensors` to `path` atomically, streaming each tensor's bytes (no whole-file copy).
+    /// Throws `SafetensorsError.duplicateTensor` naming the first name given twice.
     public static func write(_ tensors: [(String, Tensor)], metadata: [String: String]? = nil, to path: String) throws {
-        let names = Set(tensors.map(\.0))
-        precondition(names.count == tensors.count, "duplicate tensor names")
+        try checkUnique(tensors, path: path)
         let ordered = order(tensors)
         let file = try AtomicFile(path: path)
         try file.write(header(ordered, metadata: metadata))

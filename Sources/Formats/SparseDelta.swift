@@ -35,10 +35,14 @@ public struct SparseDelta: Sendable {
             guard idx.elementCount == values.elementCount else {
                 throw bad("\(idxName) has \(idx.elementCount) entries, \(valName) \(values.elementCount)")
             }
+            guard idx.rawBytes.count == idx.elementCount * idx.dtype.byteSize else {
+                throw bad("\(idxName) holds \(idx.rawBytes.count) bytes for \(idx.elementCount) entries")
+            }
             let indices: [Int]
             switch idx.dtype {
-            case .i32: indices = idx.rawBytes.bindMemory(to: Int32.self).map { Int($0) }
-            case .i64: indices = idx.rawBytes.bindMemory(to: Int64.self).map { Int($0) }
+            // Unaligned loads: a safetensors file may place a tensor at any byte offset.
+            case .i32: indices = (0..<idx.elementCount).map { Int(Int32(littleEndian: idx.rawBytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self))) }
+            case .i64: indices = (0..<idx.elementCount).map { Int(Int64(littleEndian: idx.rawBytes.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self))) }
             default: throw bad("\(idxName) must be I32 or I64, is \(idx.dtype.rawValue)")
             }
             guard let n = try elementCount(name) else {

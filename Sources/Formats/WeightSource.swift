@@ -102,6 +102,7 @@ extension SafetensorsWriter {
     @discardableResult
     public static func writeSharded(_ tensors: [(String, Tensor)], metadata: [String: String]? = nil,
                                     directory: String, maxShardBytes: Int) throws -> [String] {
+        try checkUnique(tensors, path: directory)
         let ordered = tensors.sorted { $0.0 < $1.0 }
         var shards: [[(String, Tensor)]] = [[]]
         var size = 0

@@ -34,7 +34,7 @@ public enum AlloyCodec: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .float: return dtype.isFloatingPoint
         case .sparse: return dtype == .f32 || dtype == .f16 || dtype == .bf16
         case .f16, .bf16: return dtype == .f32
-        case .int8Row: return dtype == .f32 && shape.rank == 2 && shape.dims[1] > 0
+        case .int8Row: return dtype == .f32 && shape.rank == 2 && shape.dims[1] > 0 && shape.dims[1] <= AlloyContainer.maxChunkElements
         }
     }
 
@@ -126,16 +126,20 @@ enum ChunkCodec {
         case 4: group32(src, count: n, into: planes)
         case 2: group(src, count: n, as: UInt16.self, into: planes)
         case 8: group(src, count: n, as: UInt64.self, into: planes)
-        default: preconditionFailure("byte grouping of width \(w)")
+        default:
+            // Invariant: only AlloyWriter.encode reaches here, after checking codec.applies,
+            // which admits the float and sparse codecs for 2-, 4- and 8-byte floats only.
+            preconditionFailure("byte grouping of width \(w)")
         }
     }
 
-    static func ungroupAny(_ planes: [UnsafePointer<UInt8>], count n: Int, width w: Int, into dst: UnsafeMutableRawPointer) {
+    static func ungroupAny(_ planes: [UnsafePointer<UInt8>], count n: Int, width w: Int, into dst: UnsafeMutableRawPointer) throws {
+        guard planes.count == w else { throw ChunkError.invalid("\(planes.count) byte planes for \(w)-byte values") }
         switch w {
         case 4: ungroup32(planes, count: n, into: dst)
         case 2: ungroup(planes, count: n, as: UInt16.self, into: dst)
         case 8: ungroup(planes, count: n, as: UInt64.self, into: dst)
-        default: preconditionFailure("byte grouping of width \(w)")
+        default: throw ChunkError.invalid("byte grouping of \(w)-byte values is not defined")
         }
     }
 
@@ -151,11 +155,13 @@ enum ChunkCodec {
     }
 
     static func decodeFloats(_ r: inout ByteReader, count n: Int, width w: Int, into dst: UnsafeMutableRawPointer) throws {
+        guard w == 2 || w == 4 || w == 8 else { throw ChunkError.invalid("byte grouping of \(w)-byte values is not defined") }
+        guard n >= 0, n <= AlloyContainer.maxChunkElements else { throw ChunkError.invalid("chunk of \(n) elements exceeds the cap") }
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(1, n * w), alignment: 64)
         defer { scratch.deallocate() }
         var planes: [UnsafePointer<UInt8>] = []
         for j in 0..<w { planes.append(try PlaneStream.decodeInPlace(&r, count: n, scratch: scratch + j * n)) }
-        ungroupAny(planes, count: n, width: w, into: dst)
+        try ungroupAny(planes, count: n, width: w, into: dst)
     }
 
     // MARK: sparse
@@ -191,7 +197,11 @@ enum ChunkCodec {
                 PlaneStream.encode(v, coding: .never, into: &out)
             }
         }
-        values.withUnsafeBytes { encodeFloats($0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, count: nnz, width: w, into: &out) }
+        if values.isEmpty { values = [0] }  // a valid pointer; encodeFloats reads nnz = 0 values
+        values.withUnsafeBytes { v in
+            guard let base = v.baseAddress else { return }  // unreachable: values is not empty
+            encodeFloats(base, count: nnz, width: w, into: &out)
+        }
     }
 
     /// Decodes a sparse chunk into (indices relative to the range, value bytes).
@@ -221,8 +231,13 @@ enum ChunkCodec {
             last = idx
         }
         guard pos == gaps.count else { throw ChunkError.invalid("index stream has \(gaps.count - pos) trailing bytes") }
-        var values = [UInt8](repeating: 0, count: nnz * w)
-        try values.withUnsafeMutableBytes { try decodeFloats(&r, count: nnz, width: w, into: $0.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)!) }
+        // One spare byte so the buffer has an address even with no entries.
+        var values = [UInt8](repeating: 0, count: nnz * w + 1)
+        try values.withUnsafeMutableBytes { v in
+            guard let base = v.baseAddress else { throw ChunkError.invalid("no buffer for the values") }
+            try decodeFloats(&r, count: nnz, width: w, into: base)
+        }
+        values.removeLast()
         return (indices, values)
     }
 
@@ -245,7 +260,10 @@ enum ChunkCodec {
                 DTypeConversion.fromFloat32(UnsafeBufferPointer(start: src.assumingMemoryBound(to: Float.self), count: n),
                                             into: UnsafeMutableRawBufferPointer(rebasing: nb[0..<(n * 2)]), dtype: target)
             }
-            narrow.withUnsafeBytes { encodeFloats($0.baseAddress!, count: n, width: 2, into: &out) }
+            narrow.withUnsafeBytes { nb in
+                guard let base = nb.baseAddress else { return }  // unreachable: narrow holds ≥ 1 byte
+                encodeFloats(base, count: n, width: 2, into: &out)
+            }
         case .int8Row:
             let k = shape.dims[1], rows = n / k
             let x = src.assumingMemoryBound(to: Float.self)
@@ -271,24 +289,30 @@ enum ChunkCodec {
         switch codec {
         case .raw:
             guard stored.count == n * w else { throw ChunkError.invalid("raw chunk of \(stored.count) bytes, expected \(n * w)") }
-            if n > 0 { dst.copyMemory(from: stored.baseAddress!, byteCount: n * w) }
+            if n > 0, let s = stored.baseAddress { dst.copyMemory(from: s, byteCount: n * w) }
             return
         case .float:
             try decodeFloats(&r, count: n, width: w, into: dst)
         case .sparse:
             let (indices, values) = try decodeSparseEntries(&r, count: n, width: w)
             dst.initializeMemory(as: UInt8.self, repeating: 0, count: n * w)
+            guard values.count == indices.count * w else { throw ChunkError.invalid("\(values.count) value bytes for \(indices.count) entries") }
             values.withUnsafeBytes { v in
-                for (k, i) in indices.enumerated() { (dst + i * w).copyMemory(from: v.baseAddress! + k * w, byteCount: w) }
+                guard let vb = v.baseAddress else { return }  // no entries
+                for (k, i) in indices.enumerated() { (dst + i * w).copyMemory(from: vb + k * w, byteCount: w) }
             }
         case .f16, .bf16:
             var narrow = [UInt8](repeating: 0, count: max(1, n * 2))
-            try narrow.withUnsafeMutableBytes { try decodeFloats(&r, count: n, width: 2, into: $0.baseAddress!) }
+            try narrow.withUnsafeMutableBytes { nb in
+                guard let base = nb.baseAddress else { throw ChunkError.invalid("no buffer for the chunk") }
+                try decodeFloats(&r, count: n, width: 2, into: base)
+            }
             narrow.withUnsafeBytes { nb in
                 DTypeConversion.toFloat32(UnsafeRawBufferPointer(rebasing: nb[0..<(n * 2)]), dtype: codec == .f16 ? .f16 : .bf16,
                                           into: UnsafeMutableBufferPointer(start: dst.assumingMemoryBound(to: Float.self), count: n))
             }
         case .int8Row:
+            guard shape.rank == 2, shape.dims[1] > 0 else { throw ChunkError.invalid("int8-row needs a matrix with rows of at least one element") }
             let k = shape.dims[1]
             guard n % k == 0 else { throw ChunkError.invalid("int8-row chunk of \(n) elements is not whole rows of \(k)") }
             let rows = n / k

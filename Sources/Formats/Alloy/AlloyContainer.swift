@@ -12,9 +12,39 @@ public enum AlloyContainer {
     public static let maxNameBytes = 1024
     public static let maxRank = 8
     public static let maxTensorBytes = 1 << 40
+    /// Most elements in one chunk a reader accepts (the writer uses at most 2²⁰, or one row of
+    /// an int8-row tensor, which `AlloyCodec.applies` keeps under this). Caps the scratch
+    /// memory one chunk's decode allocates.
+    public static let maxChunkElements = 1 << 22
+    /// A tensor may decode to more bytes than this only if its chunks store at least
+    /// 1/`maxExpansion` of its size: a small file cannot claim a huge tensor (FORMAT.md,
+    /// "What a reader must reject").
+    public static let freeDecodedBytes = 1 << 28
+    public static let maxExpansion = 1 << 12
+
+    /// The most bytes a tensor whose chunks store `stored` bytes may decode to.
+    public static func decodedCap(stored: Int) -> Int {
+        let (scaled, overflow) = stored.multipliedReportingOverflow(by: maxExpansion)
+        return min(maxTensorBytes, max(freeDecodedBytes, overflow ? Int.max : scaled))
+    }
 
     static let dtypeCodes: [DType] = [.f32, .f16, .bf16, .f64, .i64, .i32, .i16, .i8, .u8, .bool]
-    static func code(of d: DType) -> UInt8 { UInt8(dtypeCodes.firstIndex(of: d)!) }
+    /// The dtype's code: its index in `dtypeCodes` (an exhaustive switch, so a new DType case
+    /// fails to compile here rather than trapping at run time).
+    static func code(of d: DType) -> UInt8 {
+        switch d {
+        case .f32: return 0
+        case .f16: return 1
+        case .bf16: return 2
+        case .f64: return 3
+        case .i64: return 4
+        case .i32: return 5
+        case .i16: return 6
+        case .i8: return 7
+        case .u8: return 8
+        case .bool: return 9
+        }
+    }
 
     static func align(_ x: Int) -> Int { (x + alignment - 1) / alignment * alignment }
 

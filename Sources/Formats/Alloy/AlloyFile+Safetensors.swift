@@ -36,24 +36,23 @@ extension AlloyFile {
     public static func packSparseDelta(_ delta: SafetensorsFile, base: WeightSource, extraMetadata: [(String, JSONValue)] = []) throws -> AlloyWriter.Encoded {
         var inputs: [AlloyWriter.Input] = []
         var kept = 0, total = 0
-        for idxName in delta.names where idxName.hasSuffix(".indices") {
-            let name = String(idxName.dropLast(".indices".count))
-            guard let info = base.info(name) else {
-                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "the base has no tensor of this name — was the delta made for another base?")
+        // SparseDelta checks the pairing, both dtypes and every index against the base.
+        let sparse = try SparseDelta(delta, elementCount: { base.info($0)?.shape.elementCount })
+        for entry in sparse.entries {
+            guard let info = base.info(entry.name) else {
+                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: entry.name, reason: "the base has no tensor of this name — was the delta made for another base?")
             }
-            let idx = try delta.tensor(idxName), values = try delta.tensor(name + ".values")
-            guard values.elementCount == idx.elementCount, values.dtype == .f16 || values.dtype == .f32 || values.dtype == .bf16 else {
-                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "indices and values do not pair up")
-            }
+            let values = entry.values
             let dense = try Tensor(zeros: values.dtype, shape: info.shape)
-            let w = values.dtype.byteSize, n = info.shape.elementCount
-            for k in 0..<idx.elementCount {
-                let i = idx.dtype == .i64 ? Int(idx.rawBytes.load(fromByteOffset: k * 8, as: Int64.self)) : Int(idx.rawBytes.load(fromByteOffset: k * 4, as: Int32.self))
-                guard i >= 0, i < n else { throw AlloyFormatError.malformedEntry(path: delta.path, tensor: name, reason: "index \(i) outside \(n) elements") }
-                (dense.buffer.mutableBase + i * w).copyMemory(from: values.rawBytes.baseAddress! + k * w, byteCount: w)
+            let w = values.dtype.byteSize
+            guard values.rawBytes.count == entry.indices.count * w else {
+                throw AlloyFormatError.malformedEntry(path: delta.path, tensor: entry.name, reason: "values hold \(values.rawBytes.count) bytes for \(entry.indices.count) entries")
             }
-            kept += idx.elementCount
-            inputs.append(.init(name: name, tensor: dense, codec: .sparse))
+            if let vbase = values.rawBytes.baseAddress {
+                for (k, i) in entry.indices.enumerated() { (dense.buffer.mutableBase + i * w).copyMemory(from: vbase + k * w, byteCount: w) }
+            }
+            kept += entry.indices.count
+            inputs.append(.init(name: entry.name, tensor: dense, codec: .sparse))
         }
         for e in base.entries where e.info.dtype.isFloatingPoint { total += e.info.shape.elementCount }
         let meta: [(String, JSONValue)] = [("kind", .string("sparse")), ("base_sha256", .string(try contentHash(of: base))),

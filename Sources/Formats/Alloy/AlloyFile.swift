@@ -201,7 +201,9 @@ public final class AlloyFile: @unchecked Sendable {
             guard param == expectParam else { throw bad("codec parameter \(param), expected \(expectParam)") }
             guard try r.u16("reserved") == 0 else { throw bad("reserved field is not zero") }
             let e64 = try r.u64("chunk elements")
-            guard e64 >= 1, e64 <= UInt64(AlloyContainer.maxTensorBytes) else { throw bad("chunk elements \(e64) out of range") }
+            guard e64 >= 1, e64 <= UInt64(AlloyContainer.maxChunkElements) else {
+                throw bad("chunk elements \(e64) outside 1…\(AlloyContainer.maxChunkElements)")
+            }
             let e = Int(e64)
             if codec == .int8Row, e % shape.dims[1] != 0 { throw bad("int8-row chunks must hold whole rows") }
             let n = shape.elementCount
@@ -234,6 +236,13 @@ public final class AlloyFile: @unchecked Sendable {
                 }
                 chunks.append(.init(offset: off, size: size, crc: ccrc))
                 cursor = off + size
+            }
+            // A tensor's decoded size is allocated when it is read: refuse a claim its stored
+            // chunks cannot plausibly back, before anything is allocated.
+            let stored = chunks.reduce(0) { $0 + $1.size }
+            let cap = AlloyContainer.decodedCap(stored: stored)
+            guard rawBytes <= cap else {
+                throw bad("claims \(rawBytes) decoded bytes from \(stored) stored bytes (a reader accepts at most \(cap)); the file is corrupt or hostile")
             }
             entries.append(AlloyTensorEntry(name: name, dtype: dtype, shape: shape, codec: codec, chunkElements: e, chunks: chunks))
         }

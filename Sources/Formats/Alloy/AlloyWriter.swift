@@ -63,8 +63,10 @@ public enum AlloyWriter {
                         let job = jobs[j - 1]
                         let t = sorted[job.tensor].tensor
                         let w = t.dtype.byteSize
+                        // A job exists only for a non-empty range, so the tensor has bytes.
+                        guard let src = t.rawBytes.baseAddress else { return }
                         let bytes = ChunkCodec.encode(sorted[job.tensor].codec, dtype: t.dtype, shape: t.shape,
-                                                      src: t.rawBytes.baseAddress! + job.range.lowerBound * w, count: job.range.count)
+                                                      src: src + job.range.lowerBound * w, count: job.range.count)
                         c.value[j - 1] = bytes.withUnsafeBytes { Deflate.crc32($0) }
                         o.value[j - 1] = bytes
                     }
@@ -108,6 +110,10 @@ public enum AlloyWriter {
         for (ti, input) in sorted.enumerated() {
             headerSize += 2 + input.name.utf8.count + 1 + 1 + 8 * input.tensor.shape.rank + 1 + 1 + 2 + 8 + 4 + 16 * chunkCounts[ti]
         }
+        // Refuse what a reader would refuse (and what the u32/u16 fields below cannot hold).
+        guard headerSize <= AlloyContainer.maxHeaderSize, sorted.count <= AlloyContainer.maxTensors else {
+            throw AlloyFormatError.malformedHeader(path: "<input>", reason: "\(sorted.count) tensors and \(metaBytes.count) bytes of metadata need a \(headerSize)-byte header; the cap is \(AlloyContainer.maxHeaderSize)")
+        }
         let dataStart = AlloyContainer.align(AlloyContainer.preambleSize + headerSize)
         var offset = dataStart
         var header = ByteWriter()
@@ -140,6 +146,8 @@ public enum AlloyWriter {
                 offset += encoded[k].count
             }
         }
+        // Invariant: headerSize above counts exactly the fields written here, from the same
+        // in-memory inputs; no file content reaches this.
         precondition(header.bytes.count == headerSize)
         var head = ByteWriter()
         head.append(AlloyContainer.magic)

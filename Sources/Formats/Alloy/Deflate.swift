@@ -6,7 +6,7 @@ enum Deflate {
 
     /// Compresses `src`; returns nil when the result would not be smaller than `src`.
     static func compress(_ src: UnsafeRawBufferPointer, strategy: Strategy) -> [UInt8]? {
-        guard src.count > 0 else { return nil }
+        guard src.count > 0, src.count <= Int(uInt.max), let srcBase = src.baseAddress else { return nil }
         var stream = z_stream()
         let strat = strategy == .huffmanOnly ? Z_HUFFMAN_ONLY : Z_DEFAULT_STRATEGY
         let level: Int32 = strategy == .huffmanOnly ? 1 : 6
@@ -15,9 +15,10 @@ enum Deflate {
         let bound = Int(deflateBound(&stream, uLong(src.count)))
         var out = [UInt8](repeating: 0, count: bound)
         let produced: Int = out.withUnsafeMutableBytes { dst in
-            stream.next_in = UnsafeMutablePointer(mutating: src.baseAddress!.assumingMemoryBound(to: Bytef.self))
+            guard let dstBase = dst.baseAddress else { return -1 }
+            stream.next_in = UnsafeMutablePointer(mutating: srcBase.assumingMemoryBound(to: Bytef.self))
             stream.avail_in = uInt(src.count)
-            stream.next_out = dst.baseAddress!.assumingMemoryBound(to: Bytef.self)
+            stream.next_out = dstBase.assumingMemoryBound(to: Bytef.self)
             stream.avail_out = uInt(bound)
             guard deflate(&stream, Z_FINISH) == Z_STREAM_END else { return -1 }
             return bound - Int(stream.avail_out)
@@ -33,14 +34,21 @@ enum Deflate {
         guard alloy_inflateInit2(&stream, -15) == Z_OK else { return false }
         defer { inflateEnd(&stream) }
         guard src.count > 0, let s = src.baseAddress else { return dst.count == 0 }
+        guard dst.count <= Int(uInt.max), src.count <= Int(uInt.max) else { return false }
         stream.next_in = UnsafeMutablePointer(mutating: s.assumingMemoryBound(to: Bytef.self))
         stream.avail_in = uInt(src.count)
         var sink: UInt8 = 0
-        let hasOutput = dst.count > 0
-        stream.next_out = hasOutput ? dst.baseAddress!.assumingMemoryBound(to: Bytef.self) : withUnsafeMutablePointer(to: &sink) { $0 }
-        stream.avail_out = uInt(hasOutput ? dst.count : 0)
-        let rc = inflate(&stream, Z_FINISH)
-        return rc == Z_STREAM_END && stream.avail_out == 0 && stream.avail_in == 0
+        return withUnsafeMutablePointer(to: &sink) { sinkPointer in
+            if dst.count > 0, let d = dst.baseAddress {
+                stream.next_out = d.assumingMemoryBound(to: Bytef.self)
+                stream.avail_out = uInt(dst.count)
+            } else {
+                stream.next_out = sinkPointer
+                stream.avail_out = 0
+            }
+            let rc = inflate(&stream, Z_FINISH)
+            return rc == Z_STREAM_END && stream.avail_out == 0 && stream.avail_in == 0
+        }
     }
 
     static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {

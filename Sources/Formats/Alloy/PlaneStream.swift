@@ -80,12 +80,12 @@ enum PlaneStream {
         switch mode {
         case raw:
             guard size == dst.count else { throw PlaneError.sizeMismatch(expected: dst.count, stored: size) }
-            if size > 0 { dst.baseAddress!.copyMemory(from: payload.baseAddress!, byteCount: size) }
+            if size > 0, let d = dst.baseAddress, let s = payload.baseAddress { d.copyMemory(from: s, byteCount: size) }
         case deflate:
             guard Deflate.decompress(payload, into: dst) else { throw PlaneError.inflateFailed(expected: dst.count) }
         case constant:
             guard size == 1 else { throw PlaneError.sizeMismatch(expected: 1, stored: size) }
-            if dst.count > 0 { dst.baseAddress!.initializeMemory(as: UInt8.self, repeating: payload[0], count: dst.count) }
+            if dst.count > 0, let d = dst.baseAddress { d.initializeMemory(as: UInt8.self, repeating: payload[0], count: dst.count) }
         default:
             throw PlaneError.unknownMode(mode)
         }
