@@ -1,5 +1,6 @@
 import Encoder
 import Evaluation
+import Formats
 import Foundation
 import Merging
 import Store
@@ -53,8 +54,8 @@ public struct Workshop {
             guard let a = try scratch.add(path: path, scale: 1, model: encoder.model, labels: ClassificationHead.labels(near: path)) else {
                 throw CompositionError.notLoRA(expert: ref)
             }
-            guard let card = try ExpertCard.near(path) else { throw CompositionError.noCard(expert: ref) }
-            return Expert(name: ref, task: card.task, adapter: a)
+            guard let task = try ExpertCard.near(path)?.task else { throw CompositionError.noCard(expert: ref) }
+            return Expert(name: ref, task: task, adapter: a)
         }
     }
 

@@ -223,47 +223,55 @@ public struct Recipe {
     /// brackets outside quoted scalars (a quote opens a scalar only where a scalar can start).
     /// nil for a text with no content.
     static func nesting(_ text: String) -> (depth: Int, line: Int)? {
+        // Lines end where libyaml ends them: LF, CR, CRLF, NEL, LS, PS (a break the scan
+        // missed would hide nesting from it).
+        var lines: [[Unicode.Scalar]] = [[]]
+        var previous: Unicode.Scalar = " "
+        for c in text.unicodeScalars {
+            switch c {
+            case "\n" where previous == "\r": break
+            case "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}": lines.append([])
+            default: lines[lines.count - 1].append(c)
+            }
+            previous = c
+        }
         var indents: [Int] = []
         var flow = 0, best: (depth: Int, line: Int)? = nil
-        var quote: UInt8? = nil
-        var lineNumber = 0
-        for line in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-            lineNumber += 1
-            let bytes = Array(line)
+        var quote: Unicode.Scalar? = nil
+        for (number, line) in lines.enumerated() {
             var i = 0
-            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 }
+            while i < line.count, line[i] == " " || line[i] == "\t" { i += 1 }
             if quote == nil && flow == 0 {
-                if i == bytes.count || bytes[i] == UInt8(ascii: "#") { continue }
+                if i == line.count || line[i] == "#" { continue }
                 while let top = indents.last, top > i { indents.removeLast() }
                 if indents.last != i { indents.append(i) }
             }
             var dashes = 0
-            while quote == nil, i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-"), bytes[i + 1] == 0x20 {
+            while quote == nil, i + 1 < line.count, line[i] == "-", line[i + 1] == " " || line[i + 1] == "\t" {
                 dashes += 1; i += 2
-                while i < bytes.count, bytes[i] == 0x20 { i += 1 }
+                while i < line.count, line[i] == " " || line[i] == "\t" { i += 1 }
             }
             var deepest = flow
-            var previous: UInt8 = 0x20
-            while i < bytes.count {
-                let c = bytes[i]
+            var before: Unicode.Scalar = " "
+            while i < line.count {
+                let c = line[i]
                 if let q = quote {
                     if c == q { quote = nil }
                 } else {
-                    let scalarStart = previous == 0x20 || previous == UInt8(ascii: "[") || previous == UInt8(ascii: "{")
-                        || previous == UInt8(ascii: ",") || previous == UInt8(ascii: ":")
+                    let scalarStart = before == " " || before == "\t" || before == "[" || before == "{" || before == "," || before == ":"
                     switch c {
-                    case UInt8(ascii: "\""), UInt8(ascii: "'"): if scalarStart { quote = c }
-                    case UInt8(ascii: "["), UInt8(ascii: "{"): flow += 1; deepest = max(deepest, flow)
-                    case UInt8(ascii: "]"), UInt8(ascii: "}"): flow = max(0, flow - 1)
-                    case UInt8(ascii: "#") where previous == 0x20: i = bytes.count; continue
+                    case "\"", "'": if scalarStart { quote = c }
+                    case "[", "{": flow += 1; deepest = max(deepest, flow)
+                    case "]", "}": flow = max(0, flow - 1)
+                    case "#" where before == " " || before == "\t": i = line.count; continue
                     default: break
                     }
                 }
-                previous = c
+                before = c
                 i += 1
             }
             let depth = indents.count + dashes + deepest
-            if depth > (best?.depth ?? -1) { best = (depth, lineNumber) }
+            if depth > (best?.depth ?? -1) { best = (depth, number + 1) }
         }
         return best
     }

@@ -72,7 +72,8 @@ struct Importer {
             guard b.entry.kind == .base else { throw StoreError.unsupported(ref: ref, reason: "is a \(b.entry.kind.rawValue), not a base") }
             return b
         }
-        let card = isDir.boolValue ? Self.card(near: source) : Self.card(in: (source as NSString).deletingLastPathComponent)
+        let card = isDir.boolValue ? try Self.card(in: [source, (source as NSString).deletingLastPathComponent])
+                                   : try Self.card(in: [(source as NSString).deletingLastPathComponent])
         var pending: PendingEntry
         func join(_ f: String) -> String { (source as NSString).appendingPathComponent(f) }
         let fm = FileManager.default
@@ -114,9 +115,9 @@ struct Importer {
         }
         if let card {
             pending.blobs.append(("card", .encoded(try BlobStore.encodeFiles([("card.json", card.bytes)]))))
-            if let labels = card.json["labels"] { pending.metadata.append(("labels", labels)) }
+            if let labels = card.card.labels { pending.metadata.append(("labels", .array(labels.map { .string($0) }))) }
         }
-        pending.task = options.task ?? { if case .string(let t)? = card?.json["task"] { return t }; return nil }()
+        pending.task = options.task ?? card?.card.task
         if let b = base { pending.base = b; pending.baseSHA256 = pending.baseSHA256 ?? b.entry.contentSHA256 }
         if let b = pending.base { pending.parents.append((b, "base", nil)) }
         return try commit(pending, name: options.name, tags: options.tags, source: source)
@@ -127,15 +128,16 @@ struct Importer {
         return base
     }
 
-    /// The expert card (card.json) of a folder: in it or, for Adapters/<task>/<kind>, its parent.
-    static func card(near dir: String) -> (bytes: [UInt8], json: JSONValue)? {
-        card(in: dir) ?? card(in: (dir as NSString).deletingLastPathComponent)
-    }
-
-    static func card(in dir: String) -> (bytes: [UInt8], json: JSONValue)? {
-        guard let data = FileManager.default.contents(atPath: (dir as NSString).appendingPathComponent("card.json")),
-              let v = try? JSONValue.parse(String(decoding: data, as: UTF8.self)) else { return nil }
-        return (Array(data), v)
+    /// The expert card (card.json) in the first of `dirs` that has one (a folder, then for
+    /// Adapters/<task>/<kind> its parent): its bytes, stored as they are, and its checked
+    /// contents. An invalid card is an error naming the file and field.
+    static func card(in dirs: [String]) throws -> (bytes: [UInt8], card: ExpertCard)? {
+        for d in dirs {
+            let p = (d as NSString).appendingPathComponent("card.json")
+            guard let data = FileManager.default.contents(atPath: p) else { continue }
+            return (Array(data), try ExpertCard.decode(data, path: p))
+        }
+        return nil
     }
 
     /// Reads the files the store keeps beside weights: HF configs, tokenizer, pooling, cards.

@@ -178,7 +178,7 @@ final class FuzzRun: @unchecked Sendable {
             timing.mutate += Date().timeIntervalSince(tm)
             let tw = Date()
             let label = "fuzz target \(target.name) mutant \(i) (seed \(input.name), ALLOY_FUZZ_SEED=\(seed)); reproduce: ALLOY_FUZZ_SEED=\(seed) ALLOY_FUZZ_INDEX=\(i) swift test --filter FuzzTests; input left in \(dir)"
-            if i % 250 == 0 { print("fuzz \(target.name): mutant \(i)/\(count)"); fflush(stdout) }
+            if i % 250 == 0 { print("fuzz \(target.name): mutant \(i)/\(count)"); fflush(nil) }
             try FuzzRun.overwrite(input, in: dir)
             try FuzzRun.writeBytes(Array(label.utf8), to: note)
             timing.write += Date().timeIntervalSince(tw)

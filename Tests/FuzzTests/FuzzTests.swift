@@ -37,7 +37,7 @@ final class FuzzTests: XCTestCase {
             for (k, n) in run.errorKinds.sorted(by: { $0.value > $1.value }).prefix(25) { print(String(format: "%6d  ", n) + k) }
             run.errorKinds = [:]
         }
-        fflush(stdout)
+        fflush(nil)
         for f in failures { XCTFail(f, file: file, line: line) }
     }
 
@@ -126,7 +126,7 @@ final class FuzzTests: XCTestCase {
         XCTAssertFalse(cases.isEmpty, "no regression inputs found under Regressions/")
         for c in cases {
             print("replaying Regressions/\(c)")
-            fflush(stdout)
+            fflush(nil)
             #if os(Linux)
             let child = Process()
             child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
