@@ -237,6 +237,8 @@ public struct ExpertCardError: Error, Equatable, CustomStringConvertible {
         case is Int.Type: return "an integer"
         case is Double.Type: return "a number"
         case is [String].Type: return "an array of strings"
+        case is [Any].Type: return "an array"
+        case is [String: Any].Type: return "an object"
         default: return "an object of the card's form"
         }
     }
