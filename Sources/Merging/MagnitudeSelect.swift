@@ -5,7 +5,7 @@ import Tensors
 ///
 /// mergekit keeps exactly k entries (`torch.argsort(|τ|, descending=True)[:k]` for TIES,
 /// `torch.sort(|τ|)` positions `[n_bot, n_bot + target)` for breadcrumbs). Alloy finds the
-/// boundary values without sorting: a seeded sample of 4,096 magnitudes brackets each boundary
+/// boundary values without sorting: a seeded sample (n/64 magnitudes, 4,096 to 65,536) brackets each boundary
 /// rank, one streaming pass counts the entries below each bracket and collects those inside it
 /// (a few percent), and a selection among those gives the value, the count below it and its ties
 /// per chunk. A bracket that misses (rare: the bracket spans ±4 standard deviations of the
@@ -51,7 +51,8 @@ enum MagnitudeSelect {
         struct Bracket { let model: Int, slot: Int, rank: Int, lo: Float, hi: Float }
         var brackets: [Bracket] = []
         var rng = SplitMix(seed: UInt64(n))
-        let s = 4096
+        // Larger tensors get larger samples (narrower brackets, fewer candidates to select among).
+        let s = min(65_536, max(4096, n / 64))
         let positions = (0..<s).map { _ in Int(rng.next() % UInt64(n)) }.sorted()
         for (i, rs) in ranks.enumerated() where !rs.isEmpty {
             var sample = positions.map { Swift.abs(models[i][$0] - base[$0]) }
