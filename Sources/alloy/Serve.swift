@@ -26,6 +26,8 @@ struct Serve: ParsableCommand {
     var maxAdapters = 128
     @Option(help: "Most inputs in one request; more are answered 413.")
     var maxClientBatchSize = 32
+    @Flag(help: "Adapters by store ref only: refuse paths on disk in requests (when the port is reachable by others).")
+    var storeOnly = false
 
     func run() throws {
         var o = ServeOptions(model: model)
@@ -37,6 +39,7 @@ struct Serve: ParsableCommand {
         o.maxConcurrentRequests = maxConcurrentRequests
         o.maxAdapters = maxAdapters
         o.maxClientBatchSize = maxClientBatchSize
+        o.allowPaths = !storeOnly
         AlloyServer.bootstrapLogging()
         try AlloyServer(options: o).runBlocking()
     }

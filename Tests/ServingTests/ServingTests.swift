@@ -317,3 +317,50 @@ final class ServingTests: XCTestCase {
         try await t.stop()
     }
 }
+
+/// The real MiniLM base and two shipped experts (a LoRA and a diff-pruned delta, each with its
+/// head): `/embed` and `/predict` equal `alloy embed` / `alloy classify`, also mixed in one
+/// concurrent burst.
+final class ServingMiniLMTests: XCTestCase {
+    func testShippedExpertsOverHTTPEqualTheCLI() async throws {
+        let minilm = ServingFixture.repo + "/.assets/minilm"
+        guard FileManager.default.fileExists(atPath: minilm + "/tokenizer.json") else {
+            throw XCTSkip("needs the MiniLM base in .assets/minilm (Scripts/fetch-assets)")
+        }
+        let lora = ServingFixture.repo + "/Adapters/sms_spam/lora", sparse = ServingFixture.repo + "/Adapters/bbc_topic/sparse"
+        let encoder = try SentenceEncoder(directory: minilm)
+        let texts = ["WINNER!! You have won a free prize, call now", "are we still meeting for lunch tomorrow?",
+                     "The central bank raised interest rates again as markets fell", "A dazzling film with a terrible ending"]
+        var o = ServeOptions(model: minilm)
+        o.maxBatchTokens = 512
+        let s = try await RunningServer(o)
+        do {
+            // Concurrently: base, LoRA and sparse expert, embed and predict.
+            async let base = s.post("/embed", ["inputs": texts])
+            async let withLoRA = s.post("/embed", ["inputs": texts, "adapter_id": lora])
+            async let withSparse = s.post("/embed", ["inputs": texts, "adapter_id": sparse])
+            async let spam = s.post("/predict", ["inputs": texts, "adapter_id": lora])
+            async let topic = s.post("/predict", ["inputs": texts, "adapter_id": sparse])
+            let (b, l, sp, p1, p2) = try await (base, withLoRA, withSparse, spam, topic)
+            for (r, adapters) in [(b, [(String, Float)]()), (l, [(lora, 1)]), (sp, [(sparse, 1)])] {
+                XCTAssertEqual(r.status, 200, r.body)
+                XCTAssertLessThanOrEqual(maxDifference(vectors(r.json), try ServingFixture.embed(encoder, texts, adapters: adapters)), 2e-6)
+            }
+            for (r, adapter) in [(p1, lora), (p2, sparse)] {
+                XCTAssertEqual(r.status, 200, r.body)
+                let (labels, probs) = try ServingFixture.classify(encoder, texts, adapter: adapter)
+                let answers = r.json as? [[[String: Any]]] ?? []
+                XCTAssertEqual(answers.count, texts.count, r.body)
+                for (a, p) in zip(answers, probs) {
+                    // The top label is the CLI's, and every score equals its probability.
+                    XCTAssertEqual(a.first?["label"] as? String, labels[p.indices.max { p[$0] < p[$1] } ?? 0])
+                    for e in a {
+                        guard let label = e["label"] as? String, let i = labels.firstIndex(of: label), let sc = (e["score"] as? NSNumber)?.floatValue else { XCTFail("\(e)"); continue }
+                        XCTAssertEqual(sc, p[i], accuracy: 2e-6)
+                    }
+                }
+            }
+        } catch { try await s.stop(); throw error }
+        try await s.stop()
+    }
+}
