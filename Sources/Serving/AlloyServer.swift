@@ -88,6 +88,7 @@ public final class AlloyServer: Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let r = Router()
+        r.add(middleware: JSONErrorMiddleware())
         r.post("/embed", use: route("embed", inference: true) { s, req in try await s.embed(req) })
         r.post("/predict", use: route("predict", inference: true) { s, req in try await s.predict(req) })
         r.post("/v1/embeddings", use: route("openai_embeddings", inference: true) { s, req in try await s.openAIEmbeddings(req) })
@@ -357,4 +358,19 @@ extension AlloyServer {
 /// What stopped a server run from a synchronous caller.
 private final class Outcome: Sendable {
     let error = Mutex<(any Error)?>(nil)
+}
+
+/// Answers what no route handles (unknown path, wrong method) as the routes answer errors:
+/// `{"error", "error_type"}` with the status Hummingbird chose.
+struct JSONErrorMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let e as HTTPError {
+            if e.status == .notFound { return AlloyServer.error(.noRoute(method: "\(request.method)", path: request.uri.path)) }
+            let message = "\(request.method) \(request.uri.path): \(e.body ?? e.status.reasonPhrase)"
+            return AlloyServer.json(#"{"error":\#(JSONOut.string(message)),"error_type":"Validation"}"#, status: e.status.code)
+        }
+    }
 }

@@ -280,6 +280,10 @@ final class ServingTests: XCTestCase {
                 XCTAssertNotNil(o?["error"] as? String, what)
                 XCTAssertEqual(o?["error_type"] as? String, type, what)
             }
+            // No route: 404 in the same shape.
+            let none = try await s.send(.POST, "/no/such/route", raw: "{}")
+            XCTAssertEqual(none.status, 404, none.body)
+            XCTAssertTrue(none.body.contains(#""error_type":"NotFound""#), none.body)
             let status5 = try await s.get("/health").status
             XCTAssertEqual(status5, 200)
             let ok = try await s.post("/embed", ["inputs": ["the movie was great"]])
