@@ -4,13 +4,13 @@ import ArgumentParser
 public struct Alloy: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "alloy",
-        abstract: "Store, merge, compose, run and evaluate fine-tuned experts of a BERT-family encoder.",
+        abstract: "Store, merge, compose, serve and evaluate fine-tuned experts of a BERT-family encoder.",
         version: "0.1.0",
         groupedSubcommands: [
             CommandGroup(name: "Store", subcommands: [Import.self, List.self, Inspect.self, Export.self, Remove.self, Verify.self, GC.self]),
             CommandGroup(name: "Files", subcommands: [Pack.self, Unpack.self]),
             CommandGroup(name: "Merge", subcommands: [Merge.self, MergeLoRA.self, ExtractLoRA.self, Sparsify.self]),
-            CommandGroup(name: "Run", subcommands: [Embed.self, Classify.self]),
+            CommandGroup(name: "Run", subcommands: [Embed.self, Classify.self, Serve.self]),
             CommandGroup(name: "Evaluate", subcommands: [Eval.self, Compose.self, Fusion.self, Sweep.self, Experts.self]),
         ])
 

@@ -141,6 +141,14 @@ final class ModelCommandTests: CLITestCase {
         XCTAssertEqual(r.exitCode, 0)
         XCTAssertEqual(r.error, Alloy.helpMessage(columns: nil))
         compare("help", Alloy.helpMessage(columns: 100))
-        golden("unknown-command", ["serve"], fails: true)
+        golden("unknown-command", ["frobnicate"], fails: true)
+    }
+
+    /// `serve`'s option checks and a missing model (its success path runs the real process in
+    /// ServingTests.ServeProcessTests: answers equal `embed`/`classify`, SIGTERM drains).
+    func testServeErrors() throws {
+        golden("serve-error-port", ["serve", "--model", minilm, "--port", "70000"], fails: true)
+        golden("serve-error-batch", ["serve", "--model", minilm, "--max-batch-tokens", "0"], fails: true)
+        golden("serve-error-model", ["serve", "--model", tmp + "/nowhere", "--store", tmp + "/store"], fails: true)
     }
 }

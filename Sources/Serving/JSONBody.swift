@@ -1,0 +1,118 @@
+import Foundation
+import Formats
+
+/// A request body parsed as a JSON object (Formats' `JSONValue`, depth-limited), with typed
+/// accessors whose errors name the field.
+struct JSONBody {
+    let members: [(String, JSONValue)]
+
+    init(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { throw ServingError.malformedJSON(reason: "empty body; expected a JSON object") }
+        let parsed: JSONValue
+        do {
+            parsed = try bytes.withUnsafeBytes { try JSONValue.parse($0) }
+        } catch {
+            throw ServingError.malformedJSON(reason: "\(error)")
+        }
+        guard case .object(let m) = parsed else { throw ServingError.malformedJSON(reason: "expected a JSON object at the top level") }
+        members = m
+    }
+
+    func value(_ key: String) -> JSONValue? {
+        guard let v = members.first(where: { $0.0 == key })?.1, v != .null else { return nil }
+        return v
+    }
+
+    func has(_ key: String) -> Bool { value(key) != nil }
+
+    /// `str | [str]`: the texts and whether a single string was given.
+    func texts(_ key: String) throws -> (texts: [String], single: Bool) {
+        guard let v = value(key) else { throw ServingError.invalidField(field: key, reason: "missing; expected a string or a list of strings") }
+        if case .string(let s) = v { return ([s], true) }
+        guard case .array(let list) = v else { throw ServingError.invalidField(field: key, reason: "expected a string or a list of strings") }
+        if list.isEmpty { throw ServingError.emptyInput(field: key) }
+        return (try list.enumerated().map { i, e in
+            guard case .string(let s) = e else { throw ServingError.invalidField(field: "\(key)[\(i)]", reason: "expected a string") }
+            return s
+        }, false)
+    }
+
+    func bool(_ key: String, default d: Bool) throws -> Bool {
+        guard let v = value(key) else { return d }
+        guard case .bool(let b) = v else { throw ServingError.invalidField(field: key, reason: "expected true or false") }
+        return b
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let v = value(key) else { return nil }
+        guard case .string(let s) = v else { throw ServingError.invalidField(field: key, reason: "expected a string") }
+        if s.isEmpty { throw ServingError.emptyInput(field: key) }
+        return s
+    }
+
+    /// `[{"id": REF, "weight": w}]`.
+    func weightedAdapters(_ key: String) throws -> [(id: String, weight: Float)]? {
+        guard let v = value(key) else { return nil }
+        guard case .array(let list) = v else { throw ServingError.invalidField(field: key, reason: "expected a list of {\"id\", \"weight\"}") }
+        if list.isEmpty { throw ServingError.emptyInput(field: key) }
+        return try list.enumerated().map { i, e in
+            guard case .string(let id)? = e["id"], !id.isEmpty else {
+                throw ServingError.invalidField(field: "\(key)[\(i)].id", reason: "expected a non-empty string")
+            }
+            var w: Float = 1
+            switch e["weight"] {
+            case nil, .null?: break
+            case .integer(let n)?: w = Float(n)
+            case .number(let d)? where d.isFinite: w = Float(d)
+            default: throw ServingError.invalidField(field: "\(key)[\(i)].weight", reason: "expected a finite number")
+            }
+            return (id, w)
+        }
+    }
+}
+
+/// Small JSON writers for the answers (vectors are written directly: shortest round-trip
+/// decimal of each Float).
+enum JSONOut {
+    static func vector(_ v: [Float], into s: inout String) {
+        s += "["
+        for (i, x) in v.enumerated() {
+            if i > 0 { s += "," }
+            s += x.isFinite ? x.description : "null"
+        }
+        s += "]"
+    }
+
+    static func vectors(_ vs: [[Float]]) -> String {
+        var s = "["
+        s.reserveCapacity(vs.reduce(0) { $0 + $1.count * 12 } + 2)
+        for (i, v) in vs.enumerated() {
+            if i > 0 { s += "," }
+            vector(v, into: &s)
+        }
+        return s + "]"
+    }
+
+    static func string(_ str: String) -> String {
+        var s = "\""
+        for u in str.unicodeScalars {
+            switch u {
+            case "\"": s += "\\\""
+            case "\\": s += "\\\\"
+            case "\n": s += "\\n"
+            case "\r": s += "\\r"
+            case "\t": s += "\\t"
+            default:
+                if u.value < 0x20 { s += String(format: "\\u%04x", u.value) } else { s.unicodeScalars.append(u) }
+            }
+        }
+        return s + "\""
+    }
+
+    /// Any JSONSerialization-compatible value (objects with sorted keys).
+    static func object(_ o: Any) -> String {
+        guard JSONSerialization.isValidJSONObject(o),
+              let d = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "null" }
+        return String(decoding: d, as: UTF8.self)
+    }
+}
