@@ -120,7 +120,7 @@ extension AdapterSet {
             if base != nil { let bv = try b.floats(); for i in delta.indices { delta[i] -= bv[i] } }
             if delta.allSatisfy({ $0 == 0 }) { continue }
             let dst = try writable(name, model: model, source: source)
-            delta.withUnsafeBufferPointer { Kernels.axpy(scale, $0.baseAddress!, dst, count: delta.count) }
+            delta.withUnsafeBufferPointer { Kernels.axpy(scale, $0.nonEmptyBase, dst, count: delta.count) }
         }
     }
 }

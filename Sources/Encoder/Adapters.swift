@@ -17,14 +17,14 @@ public struct LoRAWeights: Sendable {
     public init(a: Tensor, b: Tensor, scale: Float) {
         precondition(a.dtype == .f32 && b.dtype == .f32 && a.shape.dims[0] == b.shape.dims[1])
         self.a = a; self.b = b; self.scale = scale
-        packedA = PackedWeights(a.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: a.shape.dims[0], k: a.shape.dims[1])
-        packedB = PackedWeights(b.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self), n: b.shape.dims[0], k: b.shape.dims[1])
+        packedA = PackedWeights(a.rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self), n: a.shape.dims[0], k: a.shape.dims[1])
+        packedB = PackedWeights(b.rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self), n: b.shape.dims[0], k: b.shape.dims[1])
     }
 
     /// Adds the update as a dense matrix, w += scale·B·A, to the out×in row-major `w` (merging
     /// the adapter into a copy of the weight).
     public func add(into w: UnsafeMutablePointer<Float>) {
-        LowRank.add(into: w, b: b.rawBytes.bindMemory(to: Float.self).baseAddress!, a: a.rawBytes.bindMemory(to: Float.self).baseAddress!,
+        LowRank.add(into: w, b: b.rawBytes.bindMemory(to: Float.self).nonEmptyBase, a: a.rawBytes.bindMemory(to: Float.self).nonEmptyBase,
                     rows: b.shape.dims[0], cols: a.shape.dims[1], rank: rank, scale: scale)
     }
 }
@@ -63,7 +63,7 @@ final class PackedCache: Sendable {
     func weights(_ name: String, _ w: Tensor) -> PackedWeights {
         entries.withLock { cache in
             if let p = cache[name] { return p }
-            let p = PackedWeights(w.rawBytes.bindMemory(to: Float.self).baseAddress!, n: w.shape.dims[0], k: w.shape.dims[1])
+            let p = PackedWeights(w.rawBytes.bindMemory(to: Float.self).nonEmptyBase, n: w.shape.dims[0], k: w.shape.dims[1])
             cache[name] = p
             return p
         }

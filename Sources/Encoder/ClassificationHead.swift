@@ -28,7 +28,7 @@ public struct ClassificationHead: Sendable {
         let k = weight.shape.dims[1]
         precondition(pooled.count == k, "a pooled vector of \(pooled.count) for a head of width \(k)")
         var logits = (0..<count).map { c in (0..<k).reduce(b[c]) { $0 + w[c * k + $1] * pooled[$1] } }
-        logits.withUnsafeMutableBufferPointer { Kernels.softmaxRow($0.baseAddress!, count: $0.count) }
+        logits.withUnsafeMutableBufferPointer { Kernels.softmaxRow($0.nonEmptyBase, count: $0.count) }
         return logits
     }
 }

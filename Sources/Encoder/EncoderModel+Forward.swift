@@ -57,26 +57,26 @@ extension EncoderModel {
             attention(q, k, v, offsets: offsets, into: &ctx)
             x.withUnsafeBufferPointer { residual in
                 linear(.attentionOutput, layer: l, ctx, rows: T, into: &tmp, adapters, groups,
-                       then: .residualNorm(residual.baseAddress!, norm: layerPaths[l].attentionNorm))
+                       then: .residualNorm(residual.nonEmptyBase, norm: layerPaths[l].attentionNorm))
             }
             swap(&x, &tmp)
             linear(.intermediate, layer: l, x, rows: T, into: &inter, adapters, groups, then: .gelu)
             x.withUnsafeBufferPointer { residual in
                 linear(.output, layer: l, inter, rows: T, into: &tmp, adapters, groups,
-                       then: .residualNorm(residual.baseAddress!, norm: layerPaths[l].outputNorm))
+                       then: .residualNorm(residual.nonEmptyBase, norm: layerPaths[l].outputNorm))
             }
             swap(&x, &tmp)
         }
         // Restore the caller's order.
         guard perSequence != nil else { return HiddenStates(values: x, offsets: offsets, width: H) }
         var out = [Float](repeating: 0, count: T * H)
-        var outOffsets = [0]
-        for i in batch.indices { outOffsets.append(outOffsets.last! + batch[i].count) }
+        var outOffsets = [0], total = 0
+        for i in batch.indices { total += batch[i].count; outOffsets.append(total) }
         for (pos, i) in order.enumerated() {
             let n = (offsets[pos + 1] - offsets[pos]) * H
             out.withUnsafeMutableBufferPointer { o in
                 x.withUnsafeBufferPointer { src in
-                    (o.baseAddress! + outOffsets[i] * H).update(from: src.baseAddress! + offsets[pos] * H, count: n)
+                    (o.nonEmptyBase + outOffsets[i] * H).update(from: src.nonEmptyBase + offsets[pos] * H, count: n)
                 }
             }
         }
@@ -84,7 +84,8 @@ extension EncoderModel {
     }
 
     func tensor(_ name: String, _ adapters: AdapterSet) -> UnsafePointer<Float> {
-        (adapters.patched[name] ?? weights[name]!).rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
+        // Names come from the architecture table that `bind` checked every weight against.
+        (adapters.patched[name] ?? weights[name]!).rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self)
     }
 
     func embed(_ seqs: [[Int32]], offsets: [Int], into x: inout [Float], adapters: AdapterSet) {
@@ -94,7 +95,7 @@ extension EncoderModel {
         let type = a.tokenTypeEmbeddings.map { tensor($0 + ".weight", adapters) }
         let vocab = config.vocabSize
         x.withUnsafeMutableBufferPointer { xb in
-            let xp = xb.baseAddress!
+            let xp = xb.nonEmptyBase
             for (s, seq) in seqs.enumerated() {
                 for (j, id) in seq.enumerated() {
                     let row = xp + (offsets[s] + j) * H
@@ -106,7 +107,7 @@ extension EncoderModel {
             }
             let gamma = tensor(a.embeddingNorm + ".weight", adapters), beta = tensor(a.embeddingNorm + ".bias", adapters)
             let box = UnsafeSendableBox((xp, gamma, beta))
-            Parallel.forChunks(count: offsets.last!, minChunk: 64) { r in
+            Parallel.forChunks(count: offsets.last ?? 0, minChunk: 64) { r in
                 let (xp, gamma, beta) = box.value
                 Kernels.layerNorm(xp + r.lowerBound * H, rows: r.count, width: H, gamma: gamma, beta: beta, eps: eps)
             }
@@ -140,7 +141,7 @@ extension EncoderModel {
         let blocks = Self.rowBlocks(T), eps = eps
         y.withUnsafeMutableBufferPointer { yb in
             x.withUnsafeBufferPointer { xb in
-                let box = UnsafeSendableBox((yb.baseAddress!, xb.baseAddress!, norm))
+                let box = UnsafeSendableBox((yb.nonEmptyBase, xb.nonEmptyBase, norm))
                 Parallel.forEach(count: blocks.count) { b in
                     let (yp, xp, norm) = box.value
                     let rows = blocks[b]
@@ -197,7 +198,7 @@ extension EncoderModel {
         let scale = 1 / Float(d).squareRoot()
         q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
             ctx.withUnsafeMutableBufferPointer { cb in
-                let p = UnsafeSendableBox((qb.baseAddress!, kb.baseAddress!, vb.baseAddress!, cb.baseAddress!))
+                let p = UnsafeSendableBox((qb.nonEmptyBase, kb.nonEmptyBase, vb.nonEmptyBase, cb.nonEmptyBase))
                 // Longest sequences first, so that no long one is left for the end.
                 let length = { (s: Int) -> Int in offsets[s + 1] - offsets[s] }
                 let longestFirst = (0..<(offsets.count - 1)).sorted { length($0) > length($1) }

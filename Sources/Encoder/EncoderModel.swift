@@ -118,6 +118,6 @@ public final class EncoderModel: Sendable {
     /// A bound weight by canonical name; callers pass names of `expectedShapes` (built from
     /// the architecture table), all present after `bind` checked them: an invariant, not input.
     func weight(_ name: String) -> UnsafePointer<Float> {
-        weights[name]!.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
+        weights[name]!.rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self)
     }
 }

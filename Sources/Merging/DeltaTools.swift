@@ -68,14 +68,14 @@ public enum DeltaTools {
                 let zeros = [Float](repeating: 0, count: n)
                 let (lo, hi): (Float, Float) = d.withUnsafeBufferPointer { dp in zeros.withUnsafeBufferPointer { zp in
                     let v = RadixSelect.select([.init(model: 0, rank: loRank), .init(model: 0, rank: max(loRank, hiRank))],
-                                               base: zp.baseAddress!, models: [dp.baseAddress!], count: n)
+                                               base: zp.nonEmptyBase, models: [dp.nonEmptyBase], count: n)
                     return (v[0], v[1])
                 } }
                 for j in 0..<n where d[j] != 0 && abs(d[j]) >= lo && abs(d[j]) <= hi && count < k {
                     kept[j] = d[j]; count += 1
                 }
             } else {
-                let rowLen = perRow && shape.rank >= 1 ? max(1, shape.dims.last!) : d.count
+                let rowLen = perRow && shape.rank >= 1 ? max(1, shape.dims.last ?? 1) : d.count
                 for start in stride(from: 0, to: d.count, by: max(1, rowLen)) {
                     let row = Array(d[start..<min(d.count, start + rowLen)])
                     let n = row.count

@@ -33,6 +33,7 @@ enum MagnitudeSelect {
     /// `sigmas` widens each bracket (tests pass 0 to exercise the fallback).
     static func orders(ranks: [[Int]], base: UnsafePointer<Float>, models: [UnsafePointer<Float>], count n: Int, sigmas: Double = 4) -> [[Order?]] {
         var result: [[Order?]] = ranks.map { $0.map { _ in nil } }
+        guard n > 0, ranks.contains(where: { !$0.isEmpty }) else { return result }
         let chunks = (n + chunk - 1) / chunk
         // Small tensors: sort a copy.
         if n <= 32_768 {
@@ -70,7 +71,7 @@ enum MagnitudeSelect {
         var below = [Int](repeating: 0, count: nb * chunks)
         var candidates = [[Float]](repeating: [], count: nb * chunks)
         below.withUnsafeMutableBufferPointer { bp in candidates.withUnsafeMutableBufferPointer { cp in
-            let box = UnsafeSendableBox((bp.baseAddress!, cp.baseAddress!, brackets, models, base))
+            let box = UnsafeSendableBox((bp.nonEmptyBase, cp.nonEmptyBase, brackets, models, base))
             Parallel.forEach(count: chunks) { c in
                 let (bp, cp, brackets, models, base) = box.value
                 let range = (c * chunk)..<min(n, (c + 1) * chunk)
@@ -96,7 +97,7 @@ enum MagnitudeSelect {
         // Each bracket's selection among its candidates, brackets in parallel.
         var found = [Order?](repeating: nil, count: nb)
         found.withUnsafeMutableBufferPointer { fp in
-            let box = UnsafeSendableBox((fp.baseAddress!, brackets, below, candidates))
+            let box = UnsafeSendableBox((fp.nonEmptyBase, brackets, below, candidates))
             Parallel.forEach(count: nb) { b in
                 let (fp, brackets, below, candidates) = box.value
                 let br = brackets[b]
@@ -117,7 +118,7 @@ enum MagnitudeSelect {
             let v = RadixSelect.select([.init(model: br.model, rank: br.rank)], base: base, models: models, count: n)[0]
             var less = [Int](repeating: 0, count: chunks), equal = less
             less.withUnsafeMutableBufferPointer { lp in equal.withUnsafeMutableBufferPointer { ep in
-                let box = UnsafeSendableBox((lp.baseAddress!, ep.baseAddress!, models[br.model], base))
+                let box = UnsafeSendableBox((lp.nonEmptyBase, ep.nonEmptyBase, models[br.model], base))
                 Parallel.forEach(count: chunks) { c in
                     let (lp, ep, m, base) = box.value
                     var l = 0, e = 0

@@ -144,7 +144,7 @@ enum MergeKernels {
         if rescale, sparsification != nil {
             var partial = [Double](repeating: 0, count: chunks * m * 2)
             partial.withUnsafeMutableBufferPointer { pb in
-                let box = UnsafeSendableBox(pb.baseAddress!)
+                let box = UnsafeSendableBox(pb.nonEmptyBase)
                 Parallel.forEach(count: chunks) { c in
                     var trim = trims(c)
                     let lo = c * chunk, len = min(n, (c + 1) * chunk) - lo
@@ -154,7 +154,7 @@ enum MergeKernels {
                         var b = 0.0, a = 0.0
                         if trim[i].kind == .random {
                             mask.withUnsafeMutableBufferPointer { mp in
-                                _ = alloy_dare_mask(trim[i].key, Int64(lo), len, trim[i].threshold, mp.baseAddress!)
+                                _ = alloy_dare_mask(trim[i].key, Int64(lo), len, trim[i].threshold, mp.nonEmptyBase)
                                 for j in 0..<len {
                                     let d = Swift.abs(model[lo + j] - base[lo + j])
                                     b += Double(d)
@@ -184,7 +184,7 @@ enum MergeKernels {
         let box = UnsafeSendableBox(out)
         var keptCounts = [Int](repeating: 0, count: chunks)
         keptCounts.withUnsafeMutableBufferPointer { kc in
-          let kbox = UnsafeSendableBox(kc.baseAddress!)
+          let kbox = UnsafeSendableBox(kc.nonEmptyBase)
           Parallel.forEach(count: chunks) { q in
             // Blocks of the chunk: each model's weighted, trimmed τ into `dw` (one streaming loop
             // per model), then sign election and the mix across models, loop by loop — the same
@@ -202,7 +202,7 @@ enum MergeKernels {
                 let b = base + start
                 dw.withUnsafeMutableBufferPointer { dwp in
                     for i in 0..<m {
-                        let mp = x.models[i] + start, dst = dwp.baseAddress! + i * blockSize
+                        let mp = x.models[i] + start, dst = dwp.nonEmptyBase + i * blockSize
                         let si = scale[i], wi = w[i]
                         switch trim[i].kind {
                         case .all:
@@ -228,15 +228,15 @@ enum MergeKernels {
                             }
                         case .random:
                             keptHere += mask.withUnsafeMutableBufferPointer { kp in
-                                let ones = alloy_dare_mask(trim[i].key, Int64(start), len, trim[i].threshold, kp.baseAddress!)
+                                let ones = alloy_dare_mask(trim[i].key, Int64(start), len, trim[i].threshold, kp.nonEmptyBase)
                                 for j in 0..<len { let d = mp[j] - b[j]; dst[j] = masked(d * si * wi, Int(kp[j])) }
                                 return ones
                             }
                         }
                     }
-                    let dwb = UnsafePointer(dwp.baseAddress!)
+                    let dwb = UnsafePointer(dwp.nonEmptyBase)
                     total.withUnsafeMutableBufferPointer { tp in mixed.withUnsafeMutableBufferPointer { xp in divisor.withUnsafeMutableBufferPointer { vp in
-                        let t = tp.baseAddress!, mx = xp.baseAddress!, dv = vp.baseAddress!
+                        let t = tp.nonEmptyBase, mx = xp.nonEmptyBase, dv = vp.nonEmptyBase
                         for j in 0..<len { t[j] = 0 }
                         for i in 0..<m { let src = dwb + i * blockSize; for j in 0..<len { t[j] += src[j] } }
                         if consensus {

@@ -66,7 +66,7 @@ public enum Merger {
                 let f = t.dtype == .f32 ? t : try t.converted(to: .f32)
                 keep.append(f)
                 report.bytesRead += t.byteCount
-                return f.rawBytes.baseAddress!.assumingMemoryBound(to: Float.self)
+                return f.rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self)
             }
             let basePtr = try base.map { try floats(try $0.0.tensor(name)) }
             let modelPtrs = try inputs.map { try floats(try $0.0.tensor(name)) }

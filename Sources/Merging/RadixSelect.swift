@@ -48,7 +48,7 @@ enum RadixSelect {
         let size = tables * 65536
         var all = [Int](repeating: 0, count: parts * size)
         all.withUnsafeMutableBufferPointer { buf in
-            let box = UnsafeSendableBox(buf.baseAddress!)
+            let box = UnsafeSendableBox(buf.nonEmptyBase)
             withoutActuallyEscaping(fill) { fill in
                 let f = UnsafeSendableBox(fill)
                 Parallel.forEach(count: parts) { p in

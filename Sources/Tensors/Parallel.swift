@@ -42,3 +42,17 @@ public struct UnsafeSendableBox<T>: @unchecked Sendable {
     public let value: T
     public init(_ value: T) { self.value = value }
 }
+
+// The start of a buffer that is non-empty by construction. Alloy's kernels size their scratch
+// and output buffers from counts they have checked to be positive (an empty tensor, batch or
+// merge returns before any buffer is made), so a nil base address here is a programmer error,
+// never input: this is the one place that invariant is asserted.
+extension UnsafeBufferPointer {
+    @inlinable public var nonEmptyBase: UnsafePointer<Element> { baseAddress! }
+}
+extension UnsafeMutableBufferPointer {
+    @inlinable public var nonEmptyBase: UnsafeMutablePointer<Element> { baseAddress! }
+}
+extension UnsafeRawBufferPointer {
+    @inlinable public var nonEmptyBase: UnsafeRawPointer { baseAddress! }
+}

@@ -91,7 +91,7 @@ public struct Tensor: Sendable {
     public func bitwiseEquals(_ other: Tensor) -> Bool {
         guard dtype == other.dtype, shape == other.shape else { return false }
         if byteCount == 0 { return true }
-        return memcmp(rawBytes.baseAddress!, other.rawBytes.baseAddress!, byteCount) == 0
+        return memcmp(rawBytes.nonEmptyBase, other.rawBytes.nonEmptyBase, byteCount) == 0
     }
 }
 
