@@ -88,7 +88,8 @@ extension JSONValue {
         }
     }
 
-    static func writeString(_ s: String, into out: inout String) {
+    /// Appends `s` as a JSON string literal (quotes and escapes) to `out`.
+    public static func writeString(_ s: String, into out: inout String) {
         out += "\""
         for u in s.unicodeScalars {
             switch u {

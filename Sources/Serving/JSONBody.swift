@@ -93,26 +93,27 @@ enum JSONOut {
         return s + "]"
     }
 
+    /// A JSON string literal, escaped as `JSONValue` writes strings.
     static func string(_ str: String) -> String {
-        var s = "\""
-        for u in str.unicodeScalars {
-            switch u {
-            case "\"": s += "\\\""
-            case "\\": s += "\\\\"
-            case "\n": s += "\\n"
-            case "\r": s += "\\r"
-            case "\t": s += "\\t"
-            default:
-                if u.value < 0x20 { s += String(format: "\\u%04x", u.value) } else { s.unicodeScalars.append(u) }
-            }
-        }
-        return s + "\""
+        var s = ""
+        JSONValue.writeString(str, into: &s)
+        return s
     }
 
-    /// Any JSONSerialization-compatible value (objects with sorted keys).
-    static func object(_ o: Any) -> String {
-        guard JSONSerialization.isValidJSONObject(o),
-              let d = try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "null" }
-        return String(decoding: d, as: UTF8.self)
+    /// A small response object (strings, numbers, booleans, arrays, string-keyed dictionaries
+    /// with sorted keys), written through `JSONValue`; anything else is `null`.
+    static func object(_ o: Any) -> String { value(o).serialized() }
+
+    static func value(_ o: Any) -> JSONValue {
+        switch o {
+        case let b as Bool: return .bool(b)
+        case let i as Int: return .integer(i)
+        case let d as Double: return d.isFinite ? .number(d) : .null
+        case let f as Float: return f.isFinite ? .number(Double(f)) : .null
+        case let s as String: return .string(s)
+        case let a as [Any]: return .array(a.map(value))
+        case let m as [String: Any]: return .object(m.keys.sorted().map { ($0, m[$0].map(value) ?? .null) })
+        default: return .null
+        }
     }
 }
