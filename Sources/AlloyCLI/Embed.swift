@@ -48,7 +48,7 @@ struct Classify: ParsableCommand {
         let h = try shop.head(explicit: head, adapters: adapters)
         let texts = try input.lines()
         let progress = Progress(total: texts.count, label: "classifying")
-        let pooled = shop.encoder.encode(texts, adapters: adapters.set, normalized: false, maxLength: h.maxLength, batchSize: options.batchSize, progress: progress.update)
+        let pooled = shop.encoder.encode(texts, adapters: adapters.set, maxLength: h.maxLength, pooling: h.pooling, batchSize: options.batchSize, progress: progress.update)
         let probs = pooled.map(h.probabilities)
         func best(_ p: [Float]) -> String { p.indices.max { p[$0] < p[$1] }.map { h.labels[$0] } ?? "" }
         if json {

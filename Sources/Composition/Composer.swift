@@ -37,7 +37,7 @@ public enum Composer {
                                         populationSize: max(6, 4 + Int(3 * log(Double(n)))), bounds: -1.5...1.5) { w -> Double in
             evals += 1
             bench.progress?("learning weights · \(task)", evals, budget)
-            let emb = bench.embed(texts, bench.composition(w, name: "candidate"))
+            let emb = bench.embed(texts, bench.composition(w, name: "candidate"), pooling: head?.pooling)
             let loss = head.map { headLoss($0, emb, labels) } ?? prototypeLoss(emb, labels)
             return loss + l1 * w.reduce(0) { $0 + abs($1) } / Double(max(1, w.count))
         }

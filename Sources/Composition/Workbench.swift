@@ -103,10 +103,11 @@ public final class Workbench {
         return d
     }
 
-    /// Mean-pooled, unnormalised states (what heads and probes read).
-    public func embed(_ texts: [String], _ v: Variant, label: String? = nil) -> [[Float]] {
+    /// Unnormalised sentence vectors (what probes read), or states pooled as `pooling` says
+    /// (what a head reads: `head.pooling`).
+    public func embed(_ texts: [String], _ v: Variant, label: String? = nil, pooling: Pooling? = nil) -> [[Float]] {
         let total = texts.count
-        return encoder.encode(texts, adapters: v.adapters, normalized: false, maxLength: maxLength, batchSize: max(1, batchSize)) { [progress] done in
+        return encoder.encode(texts, adapters: v.adapters, normalized: false, maxLength: maxLength, pooling: pooling, batchSize: max(1, batchSize)) { [progress] done in
             if let label { progress?(label, done, total) }
         }
     }
@@ -136,8 +137,8 @@ public final class Workbench {
             guard let head = expert(for: task)?.head else {
                 throw TaskError(path: task, line: nil, reason: "no expert with a head for this task; use --protocol probe or zero-shot")
             }
-            let emb = embed(test.texts, v, label: "\(v.name) · \(task)")
-            let pred = emb.map { p -> String in let pr = head.probabilities(p); return head.labels[pr.indices.max { pr[$0] < pr[$1] }!] }
+            let emb = embed(test.texts, v, label: "\(v.name) · \(task)", pooling: head.pooling)
+            let pred = emb.map { head.predict($0) }
             let m = Metrics(predicted: pred, gold: test.labels)
             return Score(task: task, proto: .head, accuracy: m.accuracy, macroF1: m.macroF1, ci: m.accuracyCI, std: 0, n: m.count, note: nil)
         case .probe:

@@ -114,7 +114,8 @@ public struct Workshop {
         if let explicit { return try ClassificationHead.load(path: try locator.path(explicit), model: encoder.model) }
         if let h = adapters.loras.compactMap(\.head).first { return h }
         if let p = adapters.paths.first(where: { Self.hasHeadFile($0) }) { return try ClassificationHead.load(path: p, model: encoder.model) }
-        throw CompositionError.noHead(task: nil, reason: "pass --head, or an adapter that ships one (a PEFT folder with modules_to_save, or a folder with head.safetensors)")
+        if Self.hasHeadFile(encoder.model.directory) { return try ClassificationHead.load(path: encoder.model.directory, model: encoder.model) }
+        throw CompositionError.noHead(task: nil, reason: "pass --head, or an adapter or model that ships one (a PEFT folder with modules_to_save, a folder with head.safetensors, a transformers …ForSequenceClassification checkpoint)")
     }
 
     /// Head-protocol experts for `tasks` (what `eval --protocol head` scores with): `explicit`
@@ -137,7 +138,9 @@ public struct Workshop {
         }
     }
 
+    /// Whether `dir` ships a head: head.safetensors, or a transformers classifier checkpoint.
     static func hasHeadFile(_ dir: String) -> Bool {
         FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("head.safetensors"))
+            || ClassificationHead.isTransformersClassifier(dir)
     }
 }

@@ -10,14 +10,23 @@ extension ClassificationHead {
     /// The token limit recorded in the card in `dir` or its parent (`head.max_length`), if any.
     public static func maxLength(near dir: String) throws -> Int? { try ExpertCard.near(dir)?.head?.maxLength }
 
-    /// Loads a head from `path`: a `head.safetensors` file (classifier.weight/bias), a directory
-    /// holding one, or a PEFT folder whose modules_to_save hold the classifier.
+    /// Loads a head from `path`: a transformers `*ForSequenceClassification` checkpoint (or its
+    /// store checkout), a `head.safetensors` file (classifier.weight/bias), a directory holding
+    /// one, or a PEFT folder whose modules_to_save hold the classifier.
     public static func load(path: String, model: EncoderModel) throws -> ClassificationHead {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw EncoderError.head(path: path, reason: "no such file or directory")
         }
         let dir = isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
+        if try transformersLayout(directory: dir) != nil {
+            var head = try transformers(directory: dir)
+            guard head.inputWidth == model.hidden else {
+                throw EncoderError.head(path: dir, reason: "the head takes vectors of \(head.inputWidth), the encoder's hidden size is \(model.hidden)")
+            }
+            if let m = head.maxLength { head.maxLength = min(m, model.maxTokens) }
+            return head
+        }
         let labels = try labels(near: dir)
         if isDir.boolValue, FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("adapter_config.json")) {
             guard var h = try LoRAAdapter(peft: path, for: model, labels: labels).head else {
@@ -33,7 +42,7 @@ extension ClassificationHead {
         }
         var head = try ClassificationHead(weight: f.tensor(w), bias: f.tensor(b), labels: labels)
         head.maxLength = try maxLength(near: dir)
-        guard head.weight.shape.dims[1] == model.hidden else {
+        guard head.inputWidth == model.hidden else {
             throw EncoderError.shapeMismatch(source: file, tensor: w, expected: [head.count, model.hidden], found: head.weight.shape.dims)
         }
         if !labels.isEmpty, labels.count != head.count {

@@ -40,7 +40,9 @@ public enum Merger {
                 throw RecipeError(path: recipe.path, line: m.line, message: "model \(m.path) is \(b.summary), the base is \(a.summary)")
             }
             for e in template.0.entries {
-                guard let info = src.info(e.name) else {
+                guard let info = Self.resolve(e.name, in: src).map({ src.info($0) }) ?? nil else {
+                    // Buffers (ids, not weights) are optional: the output takes the base's.
+                    if TensorNames.isOptionalBuffer(e.name) || !e.info.dtype.isFloatingPoint { continue }
                     throw RecipeError(path: recipe.path, line: m.line, message: "model \(m.path) lacks tensor \"\(e.name)\"")
                 }
                 guard info.shape == e.info.shape else {
@@ -69,7 +71,11 @@ public enum Merger {
                 return f.rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self)
             }
             let basePtr = try base.map { try floats(try $0.0.tensor(name)) }
-            let modelPtrs = try inputs.map { try floats(try $0.0.tensor(name)) }
+            let modelPtrs = try inputs.map { input in
+                // The checks above found every floating-point tensor in every model.
+                guard let n = Self.resolve(name, in: input.0) else { throw RecipeError(path: recipe.path, line: nil, message: "a model lacks tensor \"\(name)\"") }
+                return try floats(try input.0.tensor(n))
+            }
             let x = TensorInputs(models: modelPtrs, count: ref.elementCount)
             let result = try Tensor(dtype: .f32, shape: ref.shape, buffer: TensorBuffer(uninitializedByteCount: ref.elementCount * 4))
             let dst = result.buffer.mutableBase.assumingMemoryBound(to: Float.self)
@@ -91,6 +97,12 @@ public enum Merger {
         }
         report.seconds = Date().timeIntervalSince(start)
         return (out, report)
+    }
+
+    /// The name under which `source` holds the template's tensor `name` (the same name, or a
+    /// task model's prefixed or unprefixed form: `bert.encoder.…` ↔ `encoder.…`).
+    static func resolve(_ name: String, in source: WeightSource) -> String? {
+        TensorNames.aliases(name).first { source.info($0) != nil }
     }
 
     /// mergekit's position of a tensor in the layer stack: layer i of L → i/(L−1); other tensors 0.

@@ -156,7 +156,8 @@ actor AdapterRegistry {
             var set = AdapterSet()
             let lora = try set.add(path: path, scale: 1, model: encoder.model, labels: ClassificationHead.labels(near: path))
             var head = lora?.head
-            if head == nil, FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("head.safetensors")) {
+            if head == nil, FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("head.safetensors"))
+                || ClassificationHead.isTransformersClassifier(path) {
                 head = try ClassificationHead.load(path: path, model: encoder.model)
             }
             let kind: String

@@ -204,7 +204,7 @@ public final class AlloyServer: Sendable {
         let truncate = try body.bool("truncate", default: true)
         let t = try await target(adapterID: body.string("adapter_id"), adapters: body.weightedAdapters("adapters"))
         let ids = try tokenIDs(texts, field: "inputs", truncate: truncate)
-        let vectors = try await batcher.embed(ids, group: t.group, normalize: normalize)
+        let vectors = try await batcher.embed(ids, group: t.group, output: .sentence(normalize: normalize))
         return Self.json(JSONOut.vectors(vectors))
     }
 
@@ -216,16 +216,9 @@ public final class AlloyServer: Sendable {
         let t = try await target(adapterID: body.string("adapter_id"), adapters: nil)
         guard let head = t.head else { throw ServingError.noHead(adapter: t.name == baseName ? "the base \(baseName)" : "adapter \"\(t.name)\"") }
         let ids = try tokenIDs(texts, field: "inputs", limit: head.maxLength, truncate: truncate)
-        let pooled = try await batcher.embed(ids, group: t.group, normalize: false)
-        let w = try head.weight.floats(), b = try head.bias.floats()
+        let pooled = try await batcher.embed(ids, group: t.group, output: .pooled(head.pooling))
         let answers = pooled.map { v -> String in
-            let scores: [Float]
-            if raw {
-                let k = v.count
-                scores = (0..<head.count).map { c in (0..<k).reduce(b[c]) { $0 + w[c * k + $1] * v[$1] } }
-            } else {
-                scores = head.probabilities(v)
-            }
+            let scores = raw ? head.logits(v) : head.probabilities(v)
             let order = scores.indices.sorted { (scores[$0], -$0) > (scores[$1], -$1) }
             return "[" + order.map { #"{"label":\#(JSONOut.string(head.labels[$0])),"score":\#(scores[$0].description)}"# }.joined(separator: ",") + "]"
         }
@@ -242,7 +235,7 @@ public final class AlloyServer: Sendable {
         }
         let t = try await target(adapterID: model, adapters: nil)
         let ids = try tokenIDs(texts, field: "input", truncate: true)
-        let vectors = try await batcher.embed(ids, group: t.group, normalize: true)
+        let vectors = try await batcher.embed(ids, group: t.group, output: .sentence(normalize: true))
         var s = #"{"object":"list","data":["#
         for (i, v) in vectors.enumerated() {
             if i > 0 { s += "," }
@@ -309,7 +302,7 @@ public final class AlloyServer: Sendable {
         let o: [String: Any] = [
             "model_id": baseName, "model_type": "embedding", "version": Self.version,
             "families": [encoder.model.architecture.name],
-            "hidden_size": encoder.model.hidden, "pooling": encoder.meanPooling ? "mean" : "cls", "normalize": encoder.normalize,
+            "hidden_size": encoder.model.hidden, "pooling": encoder.pooling.description, "normalize": encoder.normalize,
             "max_input_length": min(encoder.maxLength, encoder.model.maxTokens),
             "max_batch_tokens": options.maxBatchTokens, "max_concurrent_requests": options.maxConcurrentRequests,
             "max_client_batch_size": options.maxClientBatchSize, "max_adapters": options.maxAdapters,

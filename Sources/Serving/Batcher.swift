@@ -36,11 +36,18 @@ final class ResultSink: Sendable {
     }
 }
 
+/// What a sequence's answer is: its sentence embedding (`SentenceEncoder.sentenceVector`, as
+/// `alloy embed` computes it), or its states pooled for a classification head.
+enum BatchOutput: Sendable {
+    case sentence(normalize: Bool)
+    case pooled(Pooling)
+}
+
 /// One sequence waiting for a forward pass.
 struct BatchItem: Sendable {
     let ids: [Int32]
     let group: BatchGroup
-    let normalize: Bool
+    let output: BatchOutput
     let sink: ResultSink
     let index: Int
     let enqueued: ContinuousClock.Instant
@@ -87,8 +94,8 @@ final class Batcher: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues `ids` (one request's sequences) and returns their pooled vectors, in order.
-    func embed(_ ids: [[Int32]], group: BatchGroup, normalize: Bool) async throws -> [[Float]] {
+    /// Queues `ids` (one request's sequences) and returns their vectors, in order.
+    func embed(_ ids: [[Int32]], group: BatchGroup, output: BatchOutput) async throws -> [[Float]] {
         if ids.isEmpty { return [] }
         return try await withCheckedThrowingContinuation { c in
             let sink = ResultSink(count: ids.count, continuation: c)
@@ -100,7 +107,7 @@ final class Batcher: @unchecked Sendable {
                 return
             }
             for (i, seq) in ids.enumerated() {
-                queue.append(BatchItem(ids: seq, group: group, normalize: normalize, sink: sink, index: i, enqueued: now))
+                queue.append(BatchItem(ids: seq, group: group, output: output, sink: sink, index: i, enqueued: now))
             }
             metrics.queueDepth.set(Double(queue.count))
             condition.signal()
@@ -196,35 +203,13 @@ final class Batcher: @unchecked Sendable {
             h = model.hiddenStates(ids, perSequence: per.contains { $0 != nil } ? per : nil)
         }
         for (s, item) in batch.enumerated() {
-            item.sink.deliver(item.index, Self.pool(h, sequence: s, mean: encoder.meanPooling, normalize: item.normalize))
+            switch item.output {
+            case .sentence(let normalize): item.sink.deliver(item.index, encoder.sentenceVector(h, sequence: s, normalized: normalize))
+            case .pooled(let pooling): item.sink.deliver(item.index, pooling.pool(h, sequence: s))
+            }
         }
         metrics.inferenceTime.record(ContinuousClock.now - start)
         metrics.batchSequences.record(Double(batch.count))
         metrics.batchTokens.record(Double(ids.reduce(0) { $0 + $1.count }))
-    }
-
-    /// Sequence `s`'s pooled vector, computed as `EncoderModel.meanPool` (mean) and
-    /// `SentenceEncoder` (CLS) do, so that answers equal `alloy embed`'s bit for bit.
-    static func pool(_ h: HiddenStates, sequence s: Int, mean: Bool, normalize: Bool) -> [Float] {
-        let lo = h.offsets[s], hi = h.offsets[s + 1], w = h.width
-        var m: [Float]
-        if mean {
-            m = [Float](repeating: 0, count: w)
-            for r in lo..<hi { for c in 0..<w { m[c] += h.values[r * w + c] } }
-            let n = Float(max(1, hi - lo))
-            for c in 0..<w { m[c] /= n }
-        } else {
-            m = Array(h.values[(lo * w)..<((lo + 1) * w)])
-        }
-        if normalize {
-            if mean {
-                let norm = max(1e-12, m.reduce(0) { $0 + $1 * $1 }.squareRoot())
-                for c in 0..<w { m[c] /= norm }
-            } else {
-                let n = max(1e-12, m.reduce(0) { $0 + $1 * $1 }.squareRoot())
-                m = m.map { $0 / n }
-            }
-        }
-        return m
     }
 }

@@ -245,9 +245,14 @@ struct Importer {
         var renamed: [(String, JSONValue)] = [], exact: [AlloyWriter.Input] = []
         var covered = Set<String>()
         var sqDelta = 0.0, sqBase = 0.0, exactCount = 0
+        // A transformers classifier keeps its whole head with it, also the part that shares a
+        // name with the base (BERT's pooler): the head is the expert's own, never a delta.
+        let folder = FileManager.default.isDirectory(source) ? source : (source as NSString).deletingLastPathComponent
+        let headNames = Set(try ClassificationHead.transformersLayout(directory: folder)?.tensorNames ?? [])
         for name in ft.names {
             let t = try ft.tensor(name)
-            guard let bname = layout.baseName(name), let binfo = baseWeights.info(bname), t.dtype.isFloatingPoint else {
+            guard let bname = layout.baseName(name), let binfo = baseWeights.info(bname), t.dtype.isFloatingPoint,
+                  !headNames.contains(bname) else {
                 head.append(.init(name: name, tensor: t, codec: AlloyCodec.automatic(for: t)))
                 continue
             }

@@ -32,6 +32,31 @@ final class MergekitParityTests: XCTestCase {
     func testSLERPWithGradient() throws { try check("slerp") }
     func testModelStock() throws { try check("model_stock") }
     func testDAREAtFullDensityIsTaskArithmetic() throws { try check("dare_ties_dense") }
+
+    /// A base with the `position_ids` buffer older transformers wrote, an expert saved as a task
+    /// model (`bert.` names) and experts saved by transformers 5 (no buffer) merge as mergekit
+    /// merges them (Scripts/make-fixtures-merge-interop.py): the same tensor names, the base's
+    /// buffer, floats within 1e-5.
+    func testMergeAcrossBuffersAndTaskModelPrefixesEqualsMergekit() throws {
+        let recipe = try Recipe(path: "\(fixtures)/interop/ties.yaml")
+        let (tensors, _) = try Merger.merge(recipe)
+        let ref = try SafetensorsFile(path: "\(fixtures)/interop/out/model.safetensors")
+        XCTAssertEqual(Set(ref.names), Set(tensors.map(\.0)))
+        XCTAssertTrue(ref.names.contains("embeddings.position_ids"))
+        var worst: Float = 0
+        for (n, t) in tensors {
+            let r = try ref.tensor(n)
+            XCTAssertEqual(t.shape, r.shape, n)
+            if t.dtype.isFloatingPoint {
+                let a = try t.floats(), b = try r.floats()
+                for i in a.indices { worst = max(worst, abs(a[i] - b[i])) }
+            } else {
+                XCTAssertEqual(t.dtype, r.dtype, n)
+                XCTAssertEqual(Array(t.rawBytes), Array(r.rawBytes), n)
+            }
+        }
+        XCTAssertLessThanOrEqual(worst, 1e-5)
+    }
 }
 
 final class DARETests: XCTestCase {
