@@ -8,6 +8,9 @@ pooling and Dense modules, with the reference libraries.
         for the id sequences in IDS (each run alone, no padding). Families: bert, roberta,
         xlm-roberta, distilbert, electra, mpnet, modernbert; `roberta-multilabel` has
         problem_type multi_label_classification.
+  Tests/EncoderTests/Fixtures/heads/bert-base, bert-sst, bert-topic/   a BertModel base (with the
+        position_ids buffer) and two BertForSequenceClassification experts fine-tuned from it
+        (2 and 4 labels), with expected.json as above.
   Tests/EncoderTests/Fixtures/heads/st/<name>/  tiny sentence-transformers models over a seeded
         BertModel with a 200-piece WordPiece vocabulary: `max-dense` (max pooling, Dense 32→16
         tanh, Normalize), `cls-mean` (CLS and mean pooling concatenated, Dense 64→24 identity),
@@ -63,6 +66,36 @@ for seed, (name, cfg, cls) in enumerate(family_models()):
         json.dump({"model_max_length": 24 if name == "bert" else 1000000000000000019884624838656}, f)
     with open(os.path.join(d, "expected.json"), "w") as f:
         json.dump({"ids": IDS, "logits": logits, "labels": LABELS, "problem_type": cfg.problem_type}, f, indent=1)
+    print(name, [round(x, 4) for x in logits[0]])
+
+# Classification experts fine-tuned from one base (merges keep each expert's head; the store
+# keeps an expert as its delta plus its head): bert-base (BertModel with pooler, position_ids
+# buffer as older transformers wrote), bert-sst (2 labels) and bert-topic (4 labels) = base +
+# small deltas + their own heads.
+torch.manual_seed(300)
+bcfg = T.BertConfig(**COMMON, max_position_embeddings=64)
+base = T.BertModel(bcfg).eval()
+with torch.no_grad():
+    for p in base.parameters():
+        p.add_(torch.randn_like(p) * 0.05)
+d = os.path.join(OUT, "bert-base")
+base.save_pretrained(d, safe_serialization=True)
+from safetensors.torch import load_file, save_file
+t = load_file(os.path.join(d, "model.safetensors"))
+t["embeddings.position_ids"] = torch.arange(64, dtype=torch.int64)[None, :]
+save_file(t, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+for name, labels in [("bert-sst", ["negative", "positive"]), ("bert-topic", ["world", "sports", "business", "science"])]:
+    cfg = T.BertConfig(**COMMON, max_position_embeddings=64, id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    m = T.BertForSequenceClassification(cfg).eval()
+    m.bert.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+        logits = [m(input_ids=torch.tensor([ids])).logits[0].tolist() for ids in IDS]
+    d = os.path.join(OUT, name)
+    m.save_pretrained(d, safe_serialization=True)
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump({"ids": IDS, "logits": logits, "labels": labels, "problem_type": None}, f, indent=1)
     print(name, [round(x, 4) for x in logits[0]])
 
 # sentence-transformers modules.

@@ -1,7 +1,9 @@
+import Encoder
 import Foundation
 import Formats
 import Merging
 import Store
+import Tensors
 
 /// What `merge` did: the engine's report, the method, where it wrote and the store entry.
 public struct MergeOutcome: Sendable {
@@ -14,6 +16,34 @@ public struct MergeOutcome: Sendable {
 }
 
 extension ModelLocator {
+    /// Writes the head of every transformers classifier among the recipe's models to
+    /// `dir/heads/<folder name>/` (its config.json with the labels, tokenizer_config.json, and
+    /// head.safetensors), as FusionBench evaluates a merged encoder with each task's own head;
+    /// `alloy classify --model DIR --head DIR/heads/NAME` uses one.
+    static func keepHeads(of recipe: Recipe, in dir: String) throws {
+        let fm = FileManager.default
+        var used = Set<String>()
+        for m in recipe.models where m.path != recipe.baseModel {
+            guard let layout = try ClassificationHead.transformersLayout(directory: m.path) else { continue }
+            var name = (m.path as NSString).lastPathComponent
+            while used.contains(name) { name += "_" }
+            used.insert(name)
+            let out = ((dir as NSString).appendingPathComponent("heads") as NSString).appendingPathComponent(name)
+            try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let source = try WeightSource(path: m.path)
+            var tensors: [(String, Tensor)] = []
+            for n in layout.tensorNames {
+                if let found = TensorNames.aliases(n).first(where: { source.info($0) != nil }) { tensors.append((found, try source.tensor(found))) }
+            }
+            try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: (out as NSString).appendingPathComponent("head.safetensors"))
+            for f in ["config.json", "tokenizer_config.json"] {
+                let src = (m.path as NSString).appendingPathComponent(f)
+                guard fm.fileExists(atPath: src) else { continue }
+                try AtomicFile.write(Array(try Data(contentsOf: URL(fileURLWithPath: src))), to: (out as NSString).appendingPathComponent(f))
+            }
+        }
+    }
+
     /// Merges the recipe at `recipePath` (its models may be store entries): into the folder `out`,
     /// into the store as a `merged` entry named `intoStore` (a task vector over the recipe's base,
     /// with its parents and weights as lineage), or both. The base entry is the store entry the
@@ -34,7 +64,12 @@ extension ModelLocator {
         }
         let dir = out ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("alloy-merge-\(UUID().uuidString)")
         defer { if out == nil { try? FileManager.default.removeItem(atPath: dir) } }
-        let report = try Merger.run(recipe, outputDirectory: dir, progress: progress)
+        let template = recipe.baseModel ?? recipe.models.first?.path
+        let baseHead = try template.flatMap { try ClassificationHead.transformersLayout(directory: $0) }
+        let baseNames = try template.map { try WeightSource(path: $0).names } ?? []
+        let unmerged = Set(baseNames.filter { n in baseHead?.tensorNames.contains { TensorNames.aliases($0).contains(n) } ?? false })
+        let report = try Merger.run(recipe, outputDirectory: dir, unmerged: unmerged, progress: progress)
+        try Self.keepHeads(of: recipe, in: dir)
         guard let name = intoStore else { return MergeOutcome(report: report, method: recipe.method.name, out: out, stored: nil) }
         let s = try used.store ?? open(create: true)
         let baseItem: StoredItem

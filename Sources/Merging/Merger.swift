@@ -16,8 +16,9 @@ public struct MergeReport: Sendable {
 /// cores), outputs are kept until one deterministic write. Checks everything it can before
 /// any work: models exist, architectures and tensor names/shapes agree.
 public enum Merger {
-    /// The merged tensors, in the base's tensor order.
-    public static func merge(_ recipe: Recipe, progress: ((Int, Int) -> Void)? = nil) throws -> ([(String, Tensor)], MergeReport) {
+    /// The merged tensors, in the base's tensor order. Tensors named in `unmerged` (a
+    /// classifier's own head: merging heads of different tasks means nothing) are the base's.
+    public static func merge(_ recipe: Recipe, unmerged: Set<String> = [], progress: ((Int, Int) -> Void)? = nil) throws -> ([(String, Tensor)], MergeReport) {
         let start = Date()
         func open(_ path: String, line: Int?) throws -> (WeightSource, HFConfig?) {
             guard FileManager.default.fileExists(atPath: path) else {
@@ -39,7 +40,7 @@ public enum Merger {
             if let a = template.1, let b = cfg, a.hiddenSize != b.hiddenSize || a.numHiddenLayers != b.numHiddenLayers || a.modelType != b.modelType {
                 throw RecipeError(path: recipe.path, line: m.line, message: "model \(m.path) is \(b.summary), the base is \(a.summary)")
             }
-            for e in template.0.entries {
+            for e in template.0.entries where !unmerged.contains(e.name) {
                 guard let info = Self.resolve(e.name, in: src).map({ src.info($0) }) ?? nil else {
                     // Buffers (ids, not weights) are optional: the output takes the base's.
                     if TensorNames.isOptionalBuffer(e.name) || !e.info.dtype.isFloatingPoint { continue }
@@ -56,8 +57,8 @@ public enum Merger {
         for (index, name) in names.enumerated() {
             let ref = try template.0.tensor(name)
             report.tensors += 1
-            guard ref.dtype.isFloatingPoint, ref.elementCount > 0 else {
-                out.append((name, ref))   // ids and masks (and empty tensors): the base's
+            guard ref.dtype.isFloatingPoint, ref.elementCount > 0, !unmerged.contains(name) else {
+                out.append((name, ref))   // ids and masks (and empty tensors, unmerged ones): the base's
                 progress?(index + 1, names.count)
                 continue
             }
@@ -141,8 +142,9 @@ public enum Merger {
 
     /// Merges and writes `DIR/model.safetensors`, copying config and tokenizer files from the base.
     @discardableResult
-    public static func run(_ recipe: Recipe, outputDirectory dir: String, progress: ((Int, Int) -> Void)? = nil) throws -> MergeReport {
-        let (tensors, report) = try merge(recipe, progress: progress)
+    public static func run(_ recipe: Recipe, outputDirectory dir: String, unmerged: Set<String> = [],
+                           progress: ((Int, Int) -> Void)? = nil) throws -> MergeReport {
+        let (tensors, report) = try merge(recipe, unmerged: unmerged, progress: progress)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"],
                                     to: (dir as NSString).appendingPathComponent("model.safetensors"))
