@@ -8,6 +8,9 @@ pooling and Dense modules, with the reference libraries.
         for the id sequences in IDS (each run alone, no padding). Families: bert, roberta,
         xlm-roberta, distilbert, electra, mpnet, modernbert; `roberta-multilabel` has
         problem_type multi_label_classification.
+  Tests/EncoderTests/Fixtures/heads/peft-bert, peft-roberta/   PEFT LoRA classifiers (SEQ_CLS:
+        LoRA r=4 on query/value, the head in modules_to_save, randomised) over the bert and
+        roberta classifiers, with PEFT's logits in expected.json.
   Tests/EncoderTests/Fixtures/heads/bert-base, bert-sst, bert-topic/   a BertModel base (with the
         position_ids buffer) and two BertForSequenceClassification experts fine-tuned from it
         (2 and 4 labels), with expected.json as above.
@@ -67,6 +70,30 @@ for seed, (name, cfg, cls) in enumerate(family_models()):
     with open(os.path.join(d, "expected.json"), "w") as f:
         json.dump({"ids": IDS, "logits": logits, "labels": LABELS, "problem_type": cfg.problem_type}, f, indent=1)
     print(name, [round(x, 4) for x in logits[0]])
+
+# PEFT LoRA classifiers (task_type SEQ_CLS: LoRA on query/value, the head in modules_to_save)
+# over the bert and roberta classifiers above, with PEFT's logits.
+from peft import LoraConfig, get_peft_model
+for seed, family in enumerate(["bert", "roberta"]):
+    torch.manual_seed(400 + seed)
+    model = T.AutoModelForSequenceClassification.from_pretrained(os.path.join(OUT, family)).eval()
+    peft = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"]))
+    with torch.no_grad():
+        for n, p in peft.named_parameters():
+            if "lora_B" in n or "modules_to_save" in n:
+                p.add_(torch.randn_like(p) * 0.1)
+        peft.eval()
+        logits = [peft(input_ids=torch.tensor([ids])).logits[0].tolist() for ids in IDS]
+    d = os.path.join(OUT, f"peft-{family}")
+    peft.save_pretrained(d)
+    with open(os.path.join(d, "adapter_config.json")) as f:
+        ac = json.load(f)
+    ac["base_model_name_or_path"] = f"../{family}"   # not this machine's absolute path
+    with open(os.path.join(d, "adapter_config.json"), "w") as f:
+        json.dump(ac, f, indent=2, sort_keys=True)
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump({"ids": IDS, "logits": logits, "labels": LABELS, "problem_type": None}, f, indent=1)
+    print(f"peft-{family}", [round(x, 4) for x in logits[0]])
 
 # Classification experts fine-tuned from one base (merges keep each expert's head; the store
 # keeps an expert as its delta plus its head): bert-base (BertModel with pooler, position_ids

@@ -108,6 +108,55 @@ extension ClassificationHead {
     }
 }
 
+extension ClassificationHead {
+    /// Whether a PEFT folder's saved head is a transformers `…ForSequenceClassification` head
+    /// (PEFT's SEQ_CLS over a transformers model) rather than Alloy's linear head on mean-pooled
+    /// states (its experts record `auto_mapping.base_model_class: MeanPoolClassifier` and
+    /// `head.pooling: mean` in their card).
+    static func isTransformersPEFTHead(_ peft: PEFTAdapter, near directory: String) throws -> Bool {
+        if try ExpertCard.near(directory)?.head?.pooling == "mean" { return false }
+        if let c = peft.baseModelClass { return c.hasSuffix("ForSequenceClassification") }
+        return peft.taskType == "SEQ_CLS"
+    }
+
+    /// The head of a PEFT SEQ_CLS adapter over `model` (PEFT's `modules_to_save` hold the
+    /// classifier; what they do not hold — BERT's pooler — is the base's, with the adapter's
+    /// LoRA update when it has one). Labels: `labels`, else the base's `id2label`; softmax or
+    /// sigmoid as the base's config says.
+    static func peft(_ peft: PEFTAdapter, layers: [String: LoRAWeights], model: EncoderModel, labels: [String]) throws -> ClassificationHead {
+        let baseConfig = try? TransformersHeadConfig(directory: model.directory)
+        let modelType = model.config.modelType ?? ""
+        func tensor(_ name: String) throws -> Tensor? {
+            for alias in TensorNames.aliases(name) {
+                if let t = peft.savedTensors[alias] { return t }
+            }
+            let canonical = model.architecture.canonical(name)
+            guard let base = model.weights[canonical] else { return nil }
+            let module = String(canonical.dropLast(".weight".count))
+            guard canonical.hasSuffix(".weight"), let lora = layers[module] else { return base }
+            // W + s·B·A, as PEFT's merged layer computes it.
+            var w = try base.floats()
+            let a = try lora.a.floats(), b = try lora.b.floats()
+            let (out, inp, r) = (base.shape.dims[0], base.shape.dims[1], lora.rank)
+            for o in 0..<out { for i in 0..<inp {
+                var sum: Float = 0
+                for k in 0..<r { sum += b[o * r + k] * a[k * inp + i] }
+                w[o * inp + i] += lora.scale * sum
+            } }
+            return try Tensor(w, shape: base.shape)
+        }
+        let config = TransformersHeadConfig(path: peft.directory, modelType: modelType, architecture: nil,
+                                            labels: labels.isEmpty ? baseConfig?.labels : labels, problem: baseConfig?.problem ?? .singleLabel,
+                                            pooling: baseConfig?.pooling, activation: baseConfig?.activation, normEps: baseConfig?.normEps ?? 1e-5)
+        var head = try transformers(config: config, tensors: tensor, source: peft.directory)
+        guard head.inputWidth == model.hidden else {
+            throw EncoderError.head(path: peft.directory, reason: "the head takes vectors of \(head.inputWidth), the encoder's hidden size is \(model.hidden)")
+        }
+        head.maxLength = try maxLength(near: peft.directory) ?? SentenceEncoder.Settings.tokenizerMaxLength(directory: model.directory)
+        return head
+    }
+}
+
 /// The fields of a transformers config.json that a classification head needs, read leniently
 /// (everything but the head is `HFConfig`'s business) and checked strictly.
 struct TransformersHeadConfig {
@@ -125,6 +174,12 @@ struct TransformersHeadConfig {
     let prefixes = ["bert.", "roberta.", "distilbert.", "electra.", "mpnet.", "model."]
 
     var isClassifier: Bool { architecture?.hasSuffix("ForSequenceClassification") ?? false }
+
+    init(path: String, modelType: String, architecture: String?, labels: [String]?, problem: ClassificationHead.Problem,
+         pooling: Pooling?, activation: DenseLayer.Activation?, normEps: Float) {
+        self.path = path; self.modelType = modelType; self.architecture = architecture; self.labels = labels
+        self.problem = problem; self.pooling = pooling; self.activation = activation; self.normEps = normEps
+    }
 
     init(directory: String) throws {
         path = (directory as NSString).appendingPathComponent("config.json")

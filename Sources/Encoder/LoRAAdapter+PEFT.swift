@@ -25,7 +25,9 @@ extension LoRAAdapter {
             layers[path] = LoRAWeights(a: m.a, b: m.b, scale: m.scale)
         }
         var head: ClassificationHead? = nil
-        if let w = peft.savedTensors.first(where: { $0.key.hasSuffix("classifier.weight") })?.value,
+        if try ClassificationHead.isTransformersPEFTHead(peft, near: directory) {
+            head = try ClassificationHead.peft(peft, layers: layers, model: model, labels: labels)
+        } else if let w = peft.savedTensors.first(where: { $0.key.hasSuffix("classifier.weight") })?.value,
            let b = peft.savedTensors.first(where: { $0.key.hasSuffix("classifier.bias") })?.value {
             guard w.shape.rank == 2, w.shape.dims[1] == model.hidden else {
                 throw EncoderError.shapeMismatch(source: directory, tensor: "classifier.weight", expected: [w.shape.dims[0], model.hidden], found: w.shape.dims)

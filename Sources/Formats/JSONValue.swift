@@ -311,7 +311,9 @@ struct JSONParser {
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
         if isInteger, let i = Int(text) { return .integer(i) }
-        if isInteger { throw JSONParseError(offset: start, reason: "integer \(text) does not fit in 64 bits") }
+        // A larger integer is a JSON number all the same (transformers writes model_max_length
+        // = 1000000000000000019884624838656 for "no limit"): it becomes a double, which readers
+        // that need an exact integer (`.integer`) refuse.
         guard let d = Double(text) else { throw JSONParseError(offset: start, reason: "invalid number") }
         return .number(d)
     }

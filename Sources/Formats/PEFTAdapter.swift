@@ -25,6 +25,11 @@ public struct PEFTAdapter {
     /// Tensors of `modules_to_save`, by name without the PEFT prefix (e.g. `classifier.weight`).
     public let savedTensors: [String: Tensor]
     public let baseModelName: String?
+    /// PEFT's `task_type` (`SEQ_CLS`, `FEATURE_EXTRACTION`, …), if recorded.
+    public let taskType: String?
+    /// The class PEFT wrapped (`auto_mapping.base_model_class`), if recorded: a transformers
+    /// `…ForSequenceClassification`, or a custom module such as Alloy's `MeanPoolClassifier`.
+    public let baseModelClass: String?
 
     public init(directory: String) throws {
         self.directory = directory
@@ -46,6 +51,8 @@ public struct PEFTAdapter {
         else { targetModules = [] }
         modulesToSave = cfg["modules_to_save"] as? [String] ?? []
         baseModelName = cfg["base_model_name_or_path"] as? String
+        taskType = cfg["task_type"] as? String
+        baseModelClass = (cfg["auto_mapping"] as? [String: Any])?["base_model_class"] as? String
         let rankPattern = (cfg["rank_pattern"] as? [String: Int]) ?? [:]
         let alphaPattern = ((cfg["alpha_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
         guard FileManager.default.fileExists(atPath: wPath) else { throw fail("no adapter_model.safetensors") }

@@ -117,6 +117,11 @@ struct Importer {
             pending.blobs.append(("card", .encoded(try BlobStore.encodeFiles([("card.json", card.bytes)]))))
             if let labels = card.card.labels { pending.metadata.append(("labels", .array(labels.map { .string($0) }))) }
         }
+        if card?.card.labels == nil, isDir.boolValue, try ClassificationHead.transformersLayout(directory: source) != nil {
+            // A transformers classifier names its labels in config.json (id2label); the head is checked here.
+            let labels = try ClassificationHead.transformers(directory: source).labels
+            pending.metadata.append(("labels", .array(labels.map { .string($0) })))
+        }
         pending.task = options.task ?? card?.card.task
         if let b = base { pending.base = b; pending.baseSHA256 = pending.baseSHA256 ?? b.entry.contentSHA256 }
         if let b = pending.base { pending.parents.append((b, "base", nil)) }

@@ -42,6 +42,27 @@ final class TransformersHeadTests: XCTestCase {
         }
     }
 
+    /// PEFT LoRA classifiers (SEQ_CLS) over transformers classifiers: LoRA on the encoder, the
+    /// head from modules_to_save (BERT's pooler from the base), labels from the base's
+    /// id2label; logits equal PEFT's within 1e-4.
+    func testPEFTSequenceClassifiersMatchPEFT() throws {
+        for family in ["bert", "roberta"] {
+            let model = try EncoderModel(directory: Fixture.path("heads/\(family)"))
+            let want = try expected(Fixture.path("heads/peft-\(family)"))
+            var set = AdapterSet()
+            let lora = try XCTUnwrap(try set.add(path: Fixture.path("heads/peft-\(family)"), scale: 1, model: model))
+            let head = try XCTUnwrap(lora.head, family)
+            XCTAssertEqual(head.labels, want.labels)
+            XCTAssertEqual(head.pooling, .cls)
+            var worst: Float = 0
+            for (ids, logits) in zip(want.ids, want.logits) {
+                let got = head.logits(head.pooling.pool(model.hiddenStates([ids], adapters: set), sequence: 0))
+                for (a, b) in zip(got, logits) { worst = max(worst, abs(a - b)) }
+            }
+            XCTAssertLessThanOrEqual(worst, 1e-4, "\(family): max |logit diff| \(worst)")
+        }
+    }
+
     /// tokenizer_config.json's `model_max_length` bounds the head's inputs.
     func testTruncationFollowsTheTokenizersModelMaxLength() throws {
         let dir = Fixture.path("heads/bert")

@@ -46,6 +46,43 @@ final class StoreRoundTripTests: XCTestCase {
         for i in tau.indices { XCTAssertEqual(tau[i], ft[i] - b[i]) }
     }
 
+    /// A transformers classifier fine-tuned from a stored base (Scripts/make-fixtures-heads.py):
+    /// stored as its delta plus its whole head (BERT's pooler included), used from the store
+    /// (delta applied to the base + the stored head) it gives transformers' logits (1e-4), and
+    /// exported it is the original checkpoint bit for bit.
+    func testTransformersClassifierIsItsDeltaPlusItsHead() throws {
+        let heads = Fixture.here.appendingPathComponent("../EncoderTests/Fixtures/heads").standardized.path
+        let s = try temporaryStore()
+        _ = try s.importSource(heads + "/bert-base", options: ImportOptions(name: "base"))
+        var o = ImportOptions(name: "sst"); o.base = "base"
+        let item = try s.importSource(heads + "/bert-sst", options: o).item
+        XCTAssertEqual(item.entry.kind, .taskVector)
+        let head = try s.open(item, role: "head")
+        XCTAssertEqual(Set(head.names), ["classifier.weight", "classifier.bias", "bert.pooler.dense.weight", "bert.pooler.dense.bias"])
+
+        let model = try EncoderModel(directory: try s.materialize(try s.resolve("base")))
+        let checkout = try s.materialize(item)
+        var adapters = AdapterSet()
+        _ = try adapters.add(path: checkout, scale: 1, model: model)
+        let h = try ClassificationHead.load(path: checkout, model: model)
+        XCTAssertEqual(h.labels, ["negative", "positive"])
+        struct Expected: Decodable { let ids: [[Int32]]; let logits: [[Float]] }
+        let want = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: heads + "/bert-sst/expected.json")))
+        var worst: Float = 0
+        for (ids, logits) in zip(want.ids, want.logits) {
+            let got = h.logits(h.pooling.pool(model.hiddenStates([ids], adapters: adapters), sequence: 0))
+            for (a, b) in zip(got, logits) { worst = max(worst, abs(a - b)) }
+        }
+        XCTAssertLessThanOrEqual(worst, 1e-4)
+
+        let out = s.root + "/export-sst"
+        try s.export(item, format: .hf, to: out)
+        let original = try SafetensorsFile(path: heads + "/bert-sst/model.safetensors")
+        let exported = try SafetensorsFile(path: out + "/model.safetensors")
+        XCTAssertEqual(Set(exported.names), Set(original.names))
+        for n in original.names { XCTAssertTrue(try exported.tensor(n).bitwiseEquals(original.tensor(n)), n) }
+    }
+
     /// A PEFT folder imported then exported is the same folder (tensors bit-exact, config
     /// byte-exact), and the runtime gives PEFT's own outputs with it (1e-5, fixture from PEFT).
     func testPEFTFolderRoundTripsAndGivesPEFTOutputs() throws {
