@@ -13,12 +13,13 @@ public final class AtomicFile {
     private var fd: Int32
     private var committed = false
     private var buffer: [UInt8] = []
+    private var mapping: UnsafeMutableRawBufferPointer?
     private static let bufferSize = 1 << 20
 
     public init(path: String) throws {
         self.path = path
         tempPath = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        fd = open(tempPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FormatIOError(path: path, operation: "create a temporary file", code: errno) }
         buffer.reserveCapacity(Self.bufferSize)
     }
@@ -56,8 +57,28 @@ public final class AtomicFile {
         }
     }
 
+    /// Sizes the file to `size` bytes (what was written before is kept) and maps all of it for
+    /// writing; the mapping is valid until `commit` (or the file's end). Once per file.
+    public func map(size: Int) throws -> UnsafeMutableRawBufferPointer {
+        precondition(mapping == nil, "AtomicFile.map is called once per file (API contract)")
+        try flush()
+        guard size > 0 else { return UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+        guard ftruncate(fd, off_t(size)) == 0 else { throw FormatIOError(path: path, operation: "size the file to \(size) bytes", code: errno) }
+        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let p, p != MAP_FAILED else { throw FormatIOError(path: path, operation: "map \(size) bytes for writing", code: errno) }
+        let m = UnsafeMutableRawBufferPointer(start: p, count: size)
+        mapping = m
+        return m
+    }
+
+    private func unmap() {
+        if let m = mapping, let base = m.baseAddress { munmap(base, m.count) }
+        mapping = nil
+    }
+
     /// Flushes, fsyncs and renames the file into place.
     public func commit() throws {
+        unmap()   // its dirty pages are the file's: the fsync below writes them
         try flush()
         guard fsync(fd) == 0 else { throw FormatIOError(path: path, operation: "fsync", code: errno) }
         close(fd)
@@ -70,6 +91,7 @@ public final class AtomicFile {
     }
 
     deinit {
+        unmap()
         if fd >= 0 { close(fd) }
         if !committed { unlink(tempPath) }
     }

@@ -7,12 +7,28 @@ import Tensors
 /// `__metadata__` first (keys sorted), padded with spaces to a multiple of 8 bytes; data follows
 /// in the same order. Equal inputs give equal bytes.
 public enum SafetensorsWriter {
+    /// What the header says of one tensor.
+    public struct Entry: Sendable {
+        public let name: String
+        public let dtype: DType
+        public let shape: Shape
+        public init(name: String, dtype: DType, shape: Shape) { self.name = name; self.dtype = dtype; self.shape = shape }
+        public var byteCount: Int { shape.elementCount * dtype.byteSize }
+    }
+
     /// Tensors in the order they are written.
     public static func order(_ tensors: [(String, Tensor)]) -> [(String, Tensor)] {
-        tensors.sorted { l, r in
-            let (lr, rr) = (rank(l.1.dtype), rank(r.1.dtype))
-            return lr != rr ? lr > rr : l.0 < r.0
-        }
+        tensors.sorted { l, r in precedes((l.0, l.1.dtype), (r.0, r.1.dtype)) }
+    }
+
+    /// Entries in the order they are written.
+    public static func order(_ entries: [Entry]) -> [Entry] {
+        entries.sorted { l, r in precedes((l.name, l.dtype), (r.name, r.dtype)) }
+    }
+
+    static func precedes(_ l: (String, DType), _ r: (String, DType)) -> Bool {
+        let (lr, rr) = (rank(l.1), rank(r.1))
+        return lr != rr ? lr > rr : l.0 < r.0
     }
 
     /// The position of each dtype in the reference implementation's `Dtype` enum, which
@@ -34,18 +50,23 @@ public enum SafetensorsWriter {
 
     /// The 8-byte length prefix plus the padded JSON header for `ordered` tensors.
     public static func header(_ ordered: [(String, Tensor)], metadata: [String: String]?) -> [UInt8] {
+        header(ordered.map { Entry(name: $0.0, dtype: $0.1.dtype, shape: $0.1.shape) }, metadata: metadata)
+    }
+
+    /// The 8-byte length prefix plus the padded JSON header for `ordered` entries.
+    public static func header(_ ordered: [Entry], metadata: [String: String]?) -> [UInt8] {
         var members: [(String, JSONValue)] = []
         if let metadata {
             members.append(("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
         }
         var offset = 0
-        for (name, t) in ordered {
-            members.append((name, .object([
-                ("dtype", .string(t.dtype.rawValue)),
-                ("shape", .array(t.shape.dims.map { .integer($0) })),
-                ("data_offsets", .array([.integer(offset), .integer(offset + t.byteCount)])),
+        for e in ordered {
+            members.append((e.name, .object([
+                ("dtype", .string(e.dtype.rawValue)),
+                ("shape", .array(e.shape.dims.map { .integer($0) })),
+                ("data_offsets", .array([.integer(offset), .integer(offset + e.byteCount)])),
             ])))
-            offset += t.byteCount
+            offset += e.byteCount
         }
         var json = Array(JSONValue.object(members).serialized().utf8)
         while json.count % 8 != 0 { json.append(0x20) }
@@ -82,5 +103,39 @@ public enum SafetensorsWriter {
         try file.write(header(ordered, metadata: metadata))
         for (_, t) in ordered { try file.write(t.rawBytes) }
         try file.commit()
+    }
+
+    /// A safetensors file written in place: the header for `entries` is written first, then
+    /// the data region is mapped so that producers (merges) write each tensor straight into the
+    /// file, without an intermediate buffer or a write(2) copy. Atomic like `write`: nothing
+    /// appears at `path` before `commit`.
+    public final class Mapped {
+        public let path: String
+        private let file: AtomicFile
+        private let data: UnsafeMutableRawBufferPointer
+        private var offsets: [String: Range<Int>] = [:]
+
+        public init(_ entries: [Entry], metadata: [String: String]? = nil, path: String) throws {
+            var seen = Set<String>()
+            for e in entries where !seen.insert(e.name).inserted { throw SafetensorsError.duplicateTensor(path: path, tensor: e.name) }
+            self.path = path
+            let ordered = order(entries)
+            let head = header(ordered, metadata: metadata)
+            var offset = 0
+            for e in ordered { offsets[e.name] = offset..<(offset + e.byteCount); offset += e.byteCount }
+            file = try AtomicFile(path: path)
+            let whole = try file.map(size: head.count + offset)
+            head.withUnsafeBytes { whole.copyMemory(from: $0) }
+            data = UnsafeMutableRawBufferPointer(rebasing: whole[head.count...])
+        }
+
+        /// The bytes of tensor `name` in the file, to fill before `commit`; nil for a name
+        /// that is not an entry.
+        public func bytes(_ name: String) -> UnsafeMutableRawBufferPointer? {
+            offsets[name].map { UnsafeMutableRawBufferPointer(rebasing: data[$0]) }
+        }
+
+        /// Unmaps, fsyncs and renames the file into place.
+        public func commit() throws { try file.commit() }
     }
 }

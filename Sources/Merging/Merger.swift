@@ -13,56 +13,117 @@ public struct MergeReport: Sendable {
 }
 
 /// Runs recipes: every input is mapped, every tensor is merged on its own (streaming, both
-/// cores), outputs are kept until one deterministic write. Checks everything it can before
-/// any work: models exist, architectures and tensor names/shapes agree.
+/// cores) and written straight into the mapped output file (or kept in memory for callers that
+/// want the tensors). Checks everything it can before any work: models exist, architectures and
+/// tensor names/shapes agree.
 public enum Merger {
     /// The merged tensors, in the base's tensor order. Tensors named in `unmerged` (a
     /// classifier's own head: merging heads of different tasks means nothing) are the base's.
     public static func merge(_ recipe: Recipe, unmerged: Set<String> = [], progress: ((Int, Int) -> Void)? = nil) throws -> ([(String, Tensor)], MergeReport) {
-        let start = Date()
-        func open(_ path: String, line: Int?) throws -> (WeightSource, HFConfig?) {
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw RecipeError(path: recipe.path, line: line, message: "model \(path) does not exist")
-            }
-            let src: WeightSource
-            do { src = try WeightSource(path: path) } catch {
-                throw RecipeError(path: recipe.path, line: line, message: "model \(path): \(error)")
-            }
-            let cfg = (path as NSString).appendingPathComponent("config.json")
-            return (src, FileManager.default.fileExists(atPath: cfg) ? try HFConfig.load(path: cfg) : nil)
-        }
-        let base = try recipe.baseModel.map { try open($0, line: nil) }
-        let others = recipe.models.filter { $0.path != recipe.baseModel }
-        let inputs = try others.map { try open($0.path, line: $0.line) }
-        let template = base ?? inputs[0]
-        let layers = template.1?.numHiddenLayers ?? 1
-        for (m, (src, cfg)) in zip(others, inputs) {
-            if let a = template.1, let b = cfg, a.hiddenSize != b.hiddenSize || a.numHiddenLayers != b.numHiddenLayers || a.modelType != b.modelType {
-                throw RecipeError(path: recipe.path, line: m.line, message: "model \(m.path) is \(b.summary), the base is \(a.summary)")
-            }
-            for e in template.0.entries where !unmerged.contains(e.name) {
-                guard let info = Self.resolve(e.name, in: src).map({ src.info($0) }) ?? nil else {
-                    // Buffers (ids, not weights) are optional: the output takes the base's.
-                    if TensorNames.isOptionalBuffer(e.name) || !e.info.dtype.isFloatingPoint { continue }
-                    throw RecipeError(path: recipe.path, line: m.line, message: "model \(m.path) lacks tensor \"\(e.name)\"")
-                }
-                guard info.shape == e.info.shape else {
-                    throw RecipeError(path: recipe.path, line: m.line, message: "tensor \"\(e.name)\" of \(m.path) has shape \(info.shape), the base \(e.info.shape)")
-                }
-            }
-        }
-        var report = MergeReport()
+        let plan = try Plan(recipe, unmerged: unmerged)
         var out: [(String, Tensor)] = []
-        let names = template.0.names
-        for (index, name) in names.enumerated() {
-            let ref = try template.0.tensor(name)
+        let report = try merge(plan, progress: progress, destination: { _ in nil }, emit: { out.append(($0, $1)) })
+        return (out, report)
+    }
+
+    /// Merges `recipe` into `outputDirectory/model.safetensors` (each tensor computed in place in
+    /// the mapped file) plus the base's side files (config.json, tokenizer, …).
+    @discardableResult
+    public static func run(_ recipe: Recipe, outputDirectory dir: String, unmerged: Set<String> = [],
+                           progress: ((Int, Int) -> Void)? = nil) throws -> MergeReport {
+        let plan = try Plan(recipe, unmerged: unmerged)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let file = try SafetensorsWriter.Mapped(plan.entries, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"],
+                                                path: (dir as NSString).appendingPathComponent("model.safetensors"))
+        let report = try merge(plan, progress: progress, destination: { file.bytes($0) }, emit: { _, _ in })
+        try file.commit()
+        try ModelFolder.copySideFiles(from: recipe.baseModel ?? recipe.models[0].path, to: dir)
+        return report
+    }
+
+    /// A checked recipe: its models opened, names and shapes agreed, the output's tensors known.
+    struct Plan {
+        let recipe: Recipe
+        let unmerged: Set<String>
+        let base: WeightSource?
+        let others: [Recipe.Model]
+        let inputs: [WeightSource]
+        let template: WeightSource
+        let layers: Int
+        let start = Date()
+
+        init(_ recipe: Recipe, unmerged: Set<String>) throws {
+            func open(_ path: String, line: Int?) throws -> (WeightSource, HFConfig?) {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw RecipeError(path: recipe.path, line: line, message: "model \(path) does not exist")
+                }
+                let src: WeightSource
+                do { src = try WeightSource(path: path) } catch {
+                    throw RecipeError(path: recipe.path, line: line, message: "model \(path): \(error)")
+                }
+                let cfg = (path as NSString).appendingPathComponent("config.json")
+                return (src, FileManager.default.fileExists(atPath: cfg) ? try HFConfig.load(path: cfg) : nil)
+            }
+            let base = try recipe.baseModel.map { try open($0, line: nil) }
+            let others = recipe.models.filter { $0.path != recipe.baseModel }
+            let inputs = try others.map { try open($0.path, line: $0.line) }
+            let template = base ?? inputs[0]
+            for (m, (src, cfg)) in zip(others, inputs) {
+                if let a = template.1, let b = cfg, a.hiddenSize != b.hiddenSize || a.numHiddenLayers != b.numHiddenLayers || a.modelType != b.modelType {
+                    throw RecipeError(path: recipe.path, line: m.line, message: "model \(m.path) is \(b.summary), the base is \(a.summary)")
+                }
+                for e in template.0.entries where !unmerged.contains(e.name) {
+                    guard let info = Merger.resolve(e.name, in: src).map({ src.info($0) }) ?? nil else {
+                        // Buffers (ids, not weights) are optional: the output takes the base's.
+                        if TensorNames.isOptionalBuffer(e.name) || !e.info.dtype.isFloatingPoint { continue }
+                        throw RecipeError(path: recipe.path, line: m.line, message: "model \(m.path) lacks tensor \"\(e.name)\"")
+                    }
+                    guard info.shape == e.info.shape else {
+                        throw RecipeError(path: recipe.path, line: m.line, message: "tensor \"\(e.name)\" of \(m.path) has shape \(info.shape), the base \(e.info.shape)")
+                    }
+                }
+            }
+            self.recipe = recipe
+            self.unmerged = unmerged
+            self.base = base?.0
+            self.others = others
+            self.inputs = inputs.map(\.0)
+            self.template = template.0
+            layers = template.1?.numHiddenLayers ?? 1
+        }
+
+        /// Whether the template's tensor is merged (else the output takes the base's).
+        func isMerged(_ info: TensorInfo) -> Bool {
+            info.dtype.isFloatingPoint && info.shape.elementCount > 0 && !unmerged.contains(info.name)
+        }
+
+        /// The output's tensors: the template's names and shapes, merged ones in the recipe's dtype.
+        var entries: [SafetensorsWriter.Entry] {
+            template.entries.map { e in
+                SafetensorsWriter.Entry(name: e.name, dtype: isMerged(e.info) ? recipe.dtype ?? e.info.dtype : e.info.dtype, shape: e.info.shape)
+            }
+        }
+    }
+
+    /// Merges every tensor of `plan`: into `destination(name)` when it gives the tensor's bytes
+    /// (merged F32 tensors are computed there in place), else handed to `emit`.
+    static func merge(_ plan: Plan, progress: ((Int, Int) -> Void)?, destination: (String) -> UnsafeMutableRawBufferPointer?,
+                      emit: (String, Tensor) -> Void) throws -> MergeReport {
+        let recipe = plan.recipe
+        var report = MergeReport()
+        let entries = plan.template.entries
+        for (index, e) in entries.enumerated() {
+            let name = e.name
+            let ref = try plan.template.tensor(name)
+            let dst = destination(name)
             report.tensors += 1
-            guard ref.dtype.isFloatingPoint, ref.elementCount > 0, !unmerged.contains(name) else {
-                out.append((name, ref))   // ids and masks (and empty tensors, unmerged ones): the base's
-                progress?(index + 1, names.count)
+            defer { progress?(index + 1, entries.count) }
+            guard plan.isMerged(e.info) else {
+                // ids and masks (and empty tensors, unmerged ones): the base's
+                if let dst { dst.copyMemory(from: ref.rawBytes) } else { emit(name, ref) }
                 continue
             }
-            let parameters = try Self.parameters(recipe, others: others, tensor: name, position: layerPosition(name, layers: layers))
+            let parameters = try Self.parameters(recipe, others: plan.others, tensor: name, position: layerPosition(name, layers: plan.layers))
             // F32 views (zero-copy for F32 inputs).
             var keep: [Tensor] = []
             func floats(_ t: Tensor) throws -> UnsafePointer<Float> {
@@ -71,33 +132,36 @@ public enum Merger {
                 report.bytesRead += t.byteCount
                 return f.rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self)
             }
-            let basePtr = try base.map { try floats(try $0.0.tensor(name)) }
-            let modelPtrs = try inputs.map { input in
-                // The checks above found every floating-point tensor in every model.
-                guard let n = Self.resolve(name, in: input.0) else { throw RecipeError(path: recipe.path, line: nil, message: "a model lacks tensor \"\(name)\"") }
-                return try floats(try input.0.tensor(n))
+            let basePtr = try plan.base.map { try floats(try $0.tensor(name)) }
+            let modelPtrs = try plan.inputs.map { input in
+                // The plan found every floating-point tensor in every model.
+                guard let n = Self.resolve(name, in: input) else { throw RecipeError(path: recipe.path, line: nil, message: "a model lacks tensor \"\(name)\"") }
+                return try floats(try input.tensor(n))
             }
             let x = TensorInputs(models: modelPtrs, count: ref.elementCount)
-            let result = try Tensor(dtype: .f32, shape: ref.shape, buffer: TensorBuffer(uninitializedByteCount: ref.elementCount * 4))
-            let dst = result.buffer.mutableBase.assumingMemoryBound(to: Float.self)
+            let target = recipe.dtype ?? ref.dtype
+            // In place in the output file when it is F32 there; else a buffer, converted after.
+            let inPlace = target == .f32 ? dst : nil
+            let result = inPlace == nil ? try Tensor(dtype: .f32, shape: ref.shape, buffer: TensorBuffer(uninitializedByteCount: ref.elementCount * 4)) : nil
+            let out = (inPlace?.baseAddress ?? result?.buffer.mutableBase)!.assumingMemoryBound(to: Float.self)  // one of the two exists
             switch (recipe.method.kind, basePtr) {
-            case (.linear, _): MergeKernels.linear(x, parameters, out: dst)
+            case (.linear, _): MergeKernels.linear(x, parameters, out: out)
             case let (.taskArithmetic(s, consensus), base?):
-                let st = MergeKernels.taskArithmetic(x, base: base, parameters, sparsification: s, consensus: consensus, tensor: name, out: dst)
+                let st = MergeKernels.taskArithmetic(x, base: base, parameters, sparsification: s, consensus: consensus, tensor: name, out: out)
                 report.kept.kept += st.kept; report.kept.total += st.total
-            case let (.slerp, base?): MergeKernels.slerp(x, base: base, t: parameters.t, out: dst)
-            case let (.modelStock, base?): MergeKernels.modelStock(x, base: base, out: dst)
+            case let (.slerp, base?): MergeKernels.slerp(x, base: base, t: parameters.t, out: out)
+            case let (.modelStock, base?): MergeKernels.modelStock(x, base: base, out: out)
             case (_, nil): throw RecipeError(path: recipe.path, line: nil, message: "\(recipe.method.name) needs a base_model")
             }
-            let target = recipe.dtype ?? ref.dtype
-            let final = target == .f32 ? result : try result.converted(to: target)
             report.parameters += ref.elementCount
-            report.bytesWritten += final.byteCount
-            out.append((name, final))
-            progress?(index + 1, names.count)
+            report.bytesWritten += ref.elementCount * target.byteSize
+            if let result {
+                let final = target == .f32 ? result : try result.converted(to: target)
+                if let dst { dst.copyMemory(from: final.rawBytes) } else { emit(name, final) }
+            }
         }
-        report.seconds = Date().timeIntervalSince(start)
-        return (out, report)
+        report.seconds = Date().timeIntervalSince(plan.start)
+        return report
     }
 
     /// The name under which `source` holds the template's tensor `name` (the same name, or a
@@ -138,17 +202,5 @@ public enum Merger {
             densities: try perModel("density", neutral: 1), gammas: try perModel("gamma", neutral: 0),
             normalize: try global("normalize", neutral: 0) != 0, rescale: try global("rescale", neutral: 0) != 0,
             lambda: Float(try global("lambda", neutral: 1)), seed: UInt64(seed), t: try global("t", neutral: 0))
-    }
-
-    /// Merges and writes `DIR/model.safetensors`, copying config and tokenizer files from the base.
-    @discardableResult
-    public static func run(_ recipe: Recipe, outputDirectory dir: String, unmerged: Set<String> = [],
-                           progress: ((Int, Int) -> Void)? = nil) throws -> MergeReport {
-        let (tensors, report) = try merge(recipe, unmerged: unmerged, progress: progress)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try SafetensorsWriter.write(tensors, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"],
-                                    to: (dir as NSString).appendingPathComponent("model.safetensors"))
-        try ModelFolder.copySideFiles(from: recipe.baseModel ?? recipe.models[0].path, to: dir)
-        return report
     }
 }

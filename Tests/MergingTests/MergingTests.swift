@@ -33,6 +33,26 @@ final class MergekitParityTests: XCTestCase {
     func testModelStock() throws { try check("model_stock") }
     func testDAREAtFullDensityIsTaskArithmetic() throws { try check("dare_ties_dense") }
 
+    /// `Merger.run` computes tensors in place in the mapped output file; the file equals, byte
+    /// for byte, the deterministic writer's serialisation of the in-memory merge — for F32
+    /// output (in place) and for a converted dtype (bf16, through a buffer).
+    func testMappedOutputEqualsTheInMemoryMergeByteForByte() throws {
+        for dtype in ["float32", "bfloat16"] {
+            var text = try String(contentsOfFile: "\(fixtures)/interop/ties.yaml", encoding: .utf8)
+            text = text.replacingOccurrences(of: "dtype: float32", with: "dtype: \(dtype)")
+            let recipe = try Recipe(yaml: text, path: "\(fixtures)/interop/ties-\(dtype).yaml")
+            let dir = NSTemporaryDirectory() + "alloy-mapped-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try Merger.run(recipe, outputDirectory: dir)
+            let (tensors, _) = try Merger.merge(recipe)
+            let expected = SafetensorsWriter.serialize(tensors, metadata: ["format": "pt", "merged_by": "alloy ties"])
+            let written = try XCTUnwrap(FileManager.default.contents(atPath: dir + "/model.safetensors"))
+            XCTAssertEqual(Array(written), expected, dtype)
+            XCTAssertEqual(try SafetensorsFile(path: dir + "/model.safetensors").tensor("encoder.layer.0.attention.self.query.weight").dtype,
+                           dtype == "float32" ? .f32 : .bf16)
+        }
+    }
+
     /// A base with the `position_ids` buffer older transformers wrote, an expert saved as a task
     /// model (`bert.` names) and experts saved by transformers 5 (no buffer) merge as mergekit
     /// merges them (Scripts/make-fixtures-merge-interop.py): the same tensor names, the base's
