@@ -1,6 +1,7 @@
 #ifndef ALLOY_KERNELS_H
 #define ALLOY_KERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 
 // Every kernel has a portable path (any target; SSE2 on x86-64) and, on x86, AVX2+FMA and
 // AVX-512 (F, BW, DQ, VL) paths compiled into the same binary. The plain entry points run the
@@ -73,6 +74,31 @@ void alloy_linear_packed(const float *x, int ldx, const float *packed, const flo
 /// `alloy_linear_packed` on the path `isa` (lowered to what the CPU supports).
 void alloy_linear_packed_isa(const float *x, int ldx, const float *packed, const float *bias, float *y,
                              int ldy, int m, int n, int k, int accumulate, int isa);
+
+/// Bytes `alloy_pack_weights_i8` writes for an n×k weight: ⌈n/16⌉·16 channels × ⌈k/4⌉·4.
+size_t alloy_packed_i8_size(int n, int k);
+/// Channels (entries of `scale` and `colsum`) for n outputs: n rounded up to 16.
+size_t alloy_packed_i8_channels(int n);
+/// Bytes of one quantised activation row of k values: k rounded up to 4.
+size_t alloy_quantized_row_bytes(int k);
+
+/// Quantises W (n×k, out × in) per output channel to int8 (symmetric, scale = max|w|/127,
+/// round to nearest even) and packs it for `alloy_linear_i8_isa`; writes each channel's scale
+/// and the sum of its quantised values (`alloy_packed_i8_channels(n)` entries each).
+void alloy_pack_weights_i8(const float *w, int n, int k, int8_t *packed, float *scale, int32_t *colsum);
+
+/// Quantises m rows of X (k values, row stride ldx) per row: scale = max|x|/127, values
+/// round(x/scale) + 128 as u8, rows `alloy_quantized_row_bytes(k)` apart (padding 128).
+void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale);
+
+/// Y = X·Wᵀ + bias (Y += … when `accumulate`) from quantised rows and int8-packed weights,
+/// single-threaded; AVX-512 VNNI when `isa` allows and the CPU has it, else portable.
+void alloy_linear_i8_isa(const uint8_t *xq, const float *xscale, const int8_t *packed, const float *scale,
+                         const int32_t *colsum, const float *bias, float *y, int ldy, int m, int n, int k,
+                         int accumulate, int isa);
+
+/// 1 when the CPU runs the AVX-512 VNNI integer kernel (and the AVX-512 path is supported).
+int alloy_kernels_have_vnni(void);
 
 /// For benchmarks: runs `iters` rounds of 12 independent vector multiply-adds on the path `isa`
 /// (fused on AVX2 and AVX-512) and returns the floating-point operations done. `sink`, when

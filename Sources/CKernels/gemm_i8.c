@@ -1,0 +1,178 @@
+// Y = X·Wᵀ + bias in 8-bit integers: weights quantised once per output channel (symmetric,
+// int8), activations per row at run time (symmetric, stored as u8 with zero point 128), int32
+// accumulation, one float rescale per output — dynamic quantisation as ONNX Runtime's
+// `quantize_dynamic` and PyTorch's `quantize_dynamic` do it (Jacob et al. 2018, "Quantization
+// and training of neural networks for efficient integer-arithmetic-only inference").
+//
+// Packing: strips of 16 output channels; within a strip, k in quads of 4 bytes per channel
+// (64 bytes per quad: channel c's bytes k..k+3 at 4c), the layout of AVX-512 VNNI's VPDPBUSD
+// (u8 × s8 → s32, four products per lane). Because X is stored shifted by 128 (u8), the
+// kernel subtracts 128·Σ_k w_q per channel, precomputed at packing.
+//
+// AVX-512 VNNI: a 12×32 register block (24 accumulators, two weight vectors, one broadcast).
+// Elsewhere a portable path computes the same integers (slower: it is the fallback).
+#include "isa.h"
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if ALLOY_X86
+#include <immintrin.h>
+#endif
+
+enum { NR8 = 16, MR8 = 12, MC8 = 96 };
+
+static inline int quads(int k) { return (k + 3) / 4; }
+
+size_t alloy_packed_i8_size(int n, int k) { return (size_t)((n + NR8 - 1) / NR8) * NR8 * (size_t)quads(k) * 4; }
+size_t alloy_packed_i8_channels(int n) { return (size_t)((n + NR8 - 1) / NR8) * NR8; }
+size_t alloy_quantized_row_bytes(int k) { return (size_t)quads(k) * 4; }
+
+void alloy_pack_weights_i8(const float *w, int n, int k, int8_t *packed, float *scale, int32_t *colsum) {
+    int strips = (n + NR8 - 1) / NR8, kq = quads(k);
+    memset(packed, 0, alloy_packed_i8_size(n, k));
+    for (int j = 0; j < strips * NR8; j++) { scale[j] = 0; colsum[j] = 0; }
+    for (int j = 0; j < n; j++) {
+        const float *row = w + (size_t)j * k;
+        float amax = 0;
+        for (int p = 0; p < k; p++) amax = fmaxf(amax, fabsf(row[p]));
+        float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0;
+        scale[j] = s;
+        int s0 = j / NR8, c = j % NR8;
+        int32_t sum = 0;
+        for (int p = 0; p < k; p++) {
+            float q = nearbyintf(row[p] * inv);
+            int8_t v = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+            packed[(((size_t)s0 * kq + p / 4) * NR8 + c) * 4 + p % 4] = v;
+            sum += v;
+        }
+        colsum[j] = sum;
+    }
+}
+
+void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale) {
+    size_t ldq = alloy_quantized_row_bytes(k);
+    for (int i = 0; i < m; i++) {
+        const float *row = x + (size_t)i * ldx;
+        uint8_t *q = xq + (size_t)i * ldq;
+        float amax = 0;
+        for (int p = 0; p < k; p++) amax = fmaxf(amax, fabsf(row[p]));
+        float inv = amax > 0 ? 127.0f / amax : 0;
+        xscale[i] = amax / 127.0f;
+        for (int p = 0; p < k; p++) q[p] = (uint8_t)(int)(nearbyintf(row[p] * inv) + 128);
+        for (size_t p = (size_t)k; p < ldq; p++) q[p] = 128;
+    }
+}
+
+/// One output value from its int32 sum: s_x·s_w·(acc − 128·Σw) + bias.
+static inline float rescale(int32_t acc, int32_t colsum, float xs, float ws, float bias) {
+    return xs * ws * (float)(acc - 128 * colsum) + bias;
+}
+
+static void linear_i8_portable(const uint8_t *xq, const float *xscale, const int8_t *packed, const float *scale,
+                               const int32_t *colsum, const float *bias, float *y, int ldy, int m, int n, int k, int accumulate) {
+    int kq = quads(k);
+    size_t ldq = (size_t)kq * 4;
+    for (int i = 0; i < m; i++) {
+        const uint8_t *xr = xq + (size_t)i * ldq;
+        for (int j = 0; j < n; j++) {
+            const int8_t *wq = packed + ((size_t)(j / NR8) * kq * NR8 + j % NR8) * 4;
+            int32_t acc = 0;
+            for (int p = 0; p < kq; p++) {
+                const int8_t *w4 = wq + (size_t)p * NR8 * 4;
+                const uint8_t *x4 = xr + (size_t)p * 4;
+                acc += x4[0] * w4[0] + x4[1] * w4[1] + x4[2] * w4[2] + x4[3] * w4[3];
+            }
+            float v = rescale(acc, colsum[j], xscale[i], scale[j], bias ? bias[j] : 0);
+            y[(size_t)i * ldy + j] = accumulate ? y[(size_t)i * ldy + j] + v : v;
+        }
+    }
+}
+
+#if ALLOY_X86
+#define TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")))
+
+/// Rows r0..r0+rows (≤ 12) × the `width` (1 or 2) strips from strip s.
+TARGET_VNNI
+static inline void block_vnni(const uint8_t *xq, size_t ldq, const float *xscale, const int8_t *packed, const float *scale,
+                              const int32_t *colsum, const float *bias, float *y, int ldy, int n, int kq,
+                              int rows, int s, int width, int accumulate) {
+    __m512i acc[MR8][2];
+    for (int r = 0; r < MR8; r++) { acc[r][0] = _mm512_setzero_si512(); acc[r][1] = _mm512_setzero_si512(); }
+    const int8_t *w0 = packed + (size_t)s * kq * 64, *w1 = width > 1 ? w0 + (size_t)kq * 64 : w0;
+    const uint8_t *xr[MR8];
+    for (int r = 0; r < MR8; r++) xr[r] = xq + (size_t)(r < rows ? r : 0) * ldq;
+    for (int p = 0; p < kq; p++) {
+        __m512i b0 = _mm512_loadu_si512(w0 + (size_t)p * 64), b1 = _mm512_loadu_si512(w1 + (size_t)p * 64);
+        _Pragma("clang loop unroll(full)")
+        for (int r = 0; r < MR8; r++) {
+            int32_t four;
+            memcpy(&four, xr[r] + (size_t)p * 4, 4);
+            __m512i a = _mm512_set1_epi32(four);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, b0);
+            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, b1);
+        }
+    }
+    for (int h = 0; h < width; h++) {
+        int col = (s + h) * NR8;
+        int valid = n - col < NR8 ? n - col : NR8;
+        __mmask16 mask = (__mmask16)((1u << valid) - 1);
+        __m512i cs = _mm512_mullo_epi32(_mm512_loadu_si512(colsum + col), _mm512_set1_epi32(128));
+        __m512 ws = _mm512_loadu_ps(scale + col);
+        __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + col) : _mm512_setzero_ps();
+        for (int r = 0; r < rows; r++) {
+            __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][h], cs));
+            v = _mm512_fmadd_ps(v, _mm512_mul_ps(ws, _mm512_set1_ps(xscale[r])), bv);
+            float *out = y + (size_t)r * ldy + col;
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
+            _mm512_mask_storeu_ps(out, mask, v);
+        }
+    }
+}
+
+TARGET_VNNI
+static void linear_i8_vnni(const uint8_t *xq, const float *xscale, const int8_t *packed, const float *scale,
+                           const int32_t *colsum, const float *bias, float *y, int ldy, int m, int n, int k, int accumulate) {
+    int kq = quads(k), strips = (n + NR8 - 1) / NR8;
+    size_t ldq = (size_t)kq * 4;
+    for (int i0 = 0; i0 < m; i0 += MC8) {
+        int i1 = m - i0 < MC8 ? m : i0 + MC8;
+        for (int s = 0; s < strips; s += 2) {
+            int width = strips - s >= 2 ? 2 : 1;
+            for (int i = i0; i < i1; i += MR8) {
+                int rows = i1 - i < MR8 ? i1 - i : MR8;
+                block_vnni(xq + (size_t)i * ldq, ldq, xscale + i, packed, scale, colsum, bias, y + (size_t)i * ldy, ldy, n, kq,
+                           rows, s, width, accumulate);
+            }
+        }
+    }
+}
+#endif
+
+int alloy_kernels_have_vnni(void) {
+#if ALLOY_X86
+    static int have = -1;
+    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+    if (h < 0) {
+        __builtin_cpu_init();
+        h = alloy_kernels_isa_supported() >= ALLOY_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+    }
+    return h;
+#else
+    return 0;
+#endif
+}
+
+void alloy_linear_i8_isa(const uint8_t *xq, const float *xscale, const int8_t *packed, const float *scale,
+                         const int32_t *colsum, const float *bias, float *y, int ldy, int m, int n, int k, int accumulate, int isa) {
+    if (m <= 0 || n <= 0) return;
+#if ALLOY_X86
+    if (alloy_isa_clamp(isa) >= ALLOY_ISA_AVX512 && alloy_kernels_have_vnni()) {
+        linear_i8_vnni(xq, xscale, packed, scale, colsum, bias, y, ldy, m, n, k, accumulate);
+        return;
+    }
+#endif
+    (void)isa;
+    linear_i8_portable(xq, xscale, packed, scale, colsum, bias, y, ldy, m, n, k, accumulate);
+}

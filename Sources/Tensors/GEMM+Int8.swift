@@ -1,0 +1,43 @@
+import CKernels
+
+/// A linear layer's weight quantised to int8 per output channel and packed once, for
+/// `--precision int8`: dynamic quantisation (Jacob et al. 2018), weights symmetric per channel,
+/// activations per row at run time, int32 sums, AVX-512 VNNI where the CPU has it
+/// (CKernels `alloy_linear_i8_isa`; portable integer code elsewhere).
+///
+/// `@unchecked Sendable`: the packed copy is written once in `init` and only read afterwards.
+public final class Int8PackedWeights: @unchecked Sendable {
+    public let n: Int, k: Int
+    let values: UnsafeMutablePointer<Int8>
+    let scale: UnsafeMutablePointer<Float>
+    let colsum: UnsafeMutablePointer<Int32>
+
+    /// Quantises and packs `w` (n×k row-major, PyTorch's out × in).
+    public init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
+        self.n = n; self.k = k
+        values = .allocate(capacity: alloy_packed_i8_size(Int32(n), Int32(k)))
+        let channels = alloy_packed_i8_channels(Int32(n))
+        scale = .allocate(capacity: channels)
+        colsum = .allocate(capacity: channels)
+        alloy_pack_weights_i8(w, Int32(n), Int32(k), values, scale, colsum)
+    }
+
+    deinit { values.deallocate(); scale.deallocate(); colsum.deallocate() }
+
+    /// Whether this CPU runs the VNNI kernel (else the portable integer path, much slower).
+    public static var accelerated: Bool { alloy_kernels_have_vnni() != 0 }
+
+    /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread: x's rows
+    /// are quantised (per row) into scratch, then multiplied in integers.
+    public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                       ldy: Int, m: Int, accumulate: Bool = false, isa: Kernels.ISA? = nil) {
+        guard m > 0 else { return }
+        let rowBytes = alloy_quantized_row_bytes(Int32(k))
+        let xq = UnsafeMutablePointer<UInt8>.allocate(capacity: m * rowBytes)
+        let xs = UnsafeMutablePointer<Float>.allocate(capacity: m)
+        defer { xq.deallocate(); xs.deallocate() }
+        alloy_quantize_rows_u8(x, Int32(ldx), Int32(m), Int32(k), xq, xs)
+        alloy_linear_i8_isa(xq, xs, values, scale, colsum, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0,
+                            (isa ?? Kernels.isa).rawValue)
+    }
+}
