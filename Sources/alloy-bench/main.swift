@@ -191,7 +191,8 @@ func corePeaks() -> [String: Double] {
 /// The packed linear kernel on one core, every path the CPU supports, against OpenBLAS
 /// (single-threaded) on the encoder's shapes: MiniLM (hidden 384, intermediate 1536) and a
 /// 110M BERT (768, 3072), 1050 rows. Runs are interleaved rep by rep; times are thread CPU time;
-/// GFLOP/s from medians (and bests), ratios as medians of the per-rep ratios.
+/// GFLOP/s from medians (and bests), ratios as medians of the per-rep ratios; the int8 and bf16
+/// kernels (`--precision`, activation quantisation or rounding included) beside them.
 func benchGEMM() throws {
     let reps = option("--reps", default: 15)
     var rng = SplitMix(seed: 3)
@@ -203,8 +204,11 @@ func benchGEMM() throws {
         let w = (0..<(n * k)).map { _ in Float(rng.next() >> 40) / Float(1 << 24) - 0.5 }
         var y = [Float](repeating: 0, count: m * n)
         let packed = PackedWeights(w, n: n, k: k)
+        let int8 = Int8PackedWeights(w, n: n, k: k), bf16 = BF16PackedWeights(w, n: n, k: k)
         var times: [String: [Double]] = [:]
         for _ in 0..<reps {
+            times["int8", default: []].append(cpuSeconds { int8.linear(x: x, ldx: k, bias: nil, y: &y, ldy: n, m: m) })
+            times["bf16", default: []].append(cpuSeconds { bf16.linear(x: x, ldx: k, bias: nil, y: &y, ldy: n, m: m) })
             for isa in isas {
                 times[isa.description, default: []].append(cpuSeconds { packed.linear(x: x, ldx: k, bias: nil, y: &y, ldy: n, m: m, isa: isa) })
             }
@@ -218,6 +222,7 @@ func benchGEMM() throws {
             row[name + "_GFLOPs"] = flop / median(ts) / 1e9
             row[name + "_best_GFLOPs"] = flop / (ts.min() ?? .nan) / 1e9
         }
+        for p in ["int8", "bf16"] { row[p + "_vs_best_f32"] = median(zip(times[Kernels.isa.description] ?? [], times[p] ?? []).map { $0 / $1 }) }
         for isa in isas {
             let name = isa.description, ts = times[name] ?? []
             row[name + "_vs_openblas"] = median(zip(times["openblas"] ?? [], ts).map { $0 / $1 })
@@ -229,6 +234,7 @@ func benchGEMM() throws {
     let result: [String: Any] = [
         "cpu": model, "isa_chosen": Kernels.isa.description, "isa_supported": Kernels.supportedISA.description,
         "threads": 1, "reps": reps, "clock": "thread CPU time", "core_peak_GFLOPs": peaks, "shapes": rows,
+        "int8_vnni": Int8PackedWeights.accelerated, "bf16_avx512": BF16PackedWeights.accelerated,
     ]
     let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
     print(String(decoding: data, as: UTF8.self))

@@ -67,3 +67,42 @@ final class Int8GEMMTests: XCTestCase {
         print("int8 linear: relative RMS error \(err / rms); VNNI: \(Int8PackedWeights.accelerated)")
     }
 }
+
+/// The bf16 linear kernel (`BF16PackedWeights`) against products of the bf16-rounded operands
+/// summed in double, on every path.
+final class BF16GEMMTests: XCTestCase {
+    func bf16(_ f: Float) -> Float {
+        var u = f.bitPattern
+        u = u &+ 0x7fff &+ ((u >> 16) & 1)
+        return Float(bitPattern: u & 0xffff_0000)
+    }
+
+    func testBF16KernelComputesTheRoundedProductOnEveryPath() {
+        var rng = SplitMix(seed: 5)
+        for (m, n, k) in [(1, 1, 1), (29, 37, 51), (30, 64, 384), (13, 33, 1537)] {
+            let x = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let bias = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) }
+            var want = [Double](repeating: 0, count: m * n), exact = want
+            for i in 0..<m { for j in 0..<n {
+                for p in 0..<k {
+                    want[i * n + j] += Double(bf16(x[i * k + p])) * Double(bf16(w[j * k + p]))
+                    exact[i * n + j] += Double(x[i * k + p]) * Double(w[j * k + p])
+                }
+                want[i * n + j] += Double(bias[j]); exact[i * n + j] += Double(bias[j])
+            } }
+            let packed = w.withUnsafeBufferPointer { BF16PackedWeights($0.nonEmptyBase, n: n, k: k) }
+            for isa in [Kernels.ISA.portable, .avx512] {
+                var y = [Float](repeating: 0, count: m * n)
+                x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in y.withUnsafeMutableBufferPointer { yb in
+                    packed.linear(x: xb.nonEmptyBase, ldx: k, bias: bb.nonEmptyBase, y: yb.nonEmptyBase, ldy: n, m: m, isa: isa)
+                } } }
+                let scale = Double(k).squareRoot()   // the outputs' typical size
+                var worst = 0.0, rounding = 0.0
+                for i in y.indices { worst = max(worst, abs(Double(y[i]) - want[i]) / scale); rounding = max(rounding, abs(Double(y[i]) - exact[i]) / scale) }
+                XCTAssertLessThanOrEqual(worst, 1e-5, "m \(m) n \(n) k \(k) isa \(isa)")
+                XCTAssertLessThanOrEqual(rounding, 1e-2, "bf16 rounding error, m \(m) n \(n) k \(k)")
+            }
+        }
+    }
+}

@@ -100,6 +100,25 @@ void alloy_linear_i8_isa(const uint8_t *xq, const float *xscale, const int8_t *p
 /// 1 when the CPU runs the AVX-512 VNNI integer kernel (and the AVX-512 path is supported).
 int alloy_kernels_have_vnni(void);
 
+/// uint16 values `alloy_pack_weights_bf16` writes for an n×k weight: ⌈n/16⌉·16 × ⌈k/2⌉·2.
+size_t alloy_packed_bf16_size(int n, int k);
+/// uint16 values of one bf16 activation row of k values: k rounded up to 2.
+size_t alloy_bf16_row_values(int k);
+
+/// Rounds W (n×k, out × in) to bfloat16 (nearest even) and packs it for `alloy_linear_bf16_isa`.
+void alloy_pack_weights_bf16(const float *w, int n, int k, uint16_t *packed);
+
+/// Rounds m rows of X (k values, row stride ldx) to bfloat16, rows `alloy_bf16_row_values(k)` apart.
+void alloy_round_rows_bf16(const float *x, int ldx, int m, int k, uint16_t *xb);
+
+/// Y = X·Wᵀ + bias (Y += … when `accumulate`) from bf16 rows and bf16-packed weights with f32
+/// sums, single-threaded; AVX-512 BF16 when `isa` allows and the CPU has it, else portable.
+void alloy_linear_bf16_isa(const uint16_t *xb, const uint16_t *packed, const float *bias, float *y, int ldy,
+                           int m, int n, int k, int accumulate, int isa);
+
+/// 1 when the CPU runs the AVX-512 BF16 kernel (and the AVX-512 path is supported).
+int alloy_kernels_have_bf16(void);
+
 /// For benchmarks: runs `iters` rounds of 12 independent vector multiply-adds on the path `isa`
 /// (fused on AVX2 and AVX-512) and returns the floating-point operations done. `sink`, when
 /// not NULL, seeds the chains and receives their result, so the work is not optimised away.

@@ -1,0 +1,35 @@
+import CKernels
+
+/// A linear layer's weight rounded to bfloat16 and packed once, for `--precision bf16`:
+/// activations rounded per row at run time, products summed in f32 — AVX-512 BF16
+/// (`VDPBF16PS`) where the CPU has it (CKernels `alloy_linear_bf16_isa`), the same arithmetic
+/// portably elsewhere.
+///
+/// `@unchecked Sendable`: the packed copy is written once in `init` and only read afterwards.
+public final class BF16PackedWeights: @unchecked Sendable {
+    public let n: Int, k: Int
+    let values: UnsafeMutablePointer<UInt16>
+
+    /// Rounds and packs `w` (n×k row-major, PyTorch's out × in).
+    public init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
+        self.n = n; self.k = k
+        values = .allocate(capacity: alloy_packed_bf16_size(Int32(n), Int32(k)))
+        alloy_pack_weights_bf16(w, Int32(n), Int32(k), values)
+    }
+
+    deinit { values.deallocate() }
+
+    /// Whether this CPU runs the AVX-512 BF16 kernel (else the portable path, much slower).
+    public static var accelerated: Bool { alloy_kernels_have_bf16() != 0 }
+
+    /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread.
+    public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                       ldy: Int, m: Int, accumulate: Bool = false, isa: Kernels.ISA? = nil) {
+        guard m > 0 else { return }
+        let row = alloy_bf16_row_values(Int32(k))
+        let xb = UnsafeMutablePointer<UInt16>.allocate(capacity: m * row)
+        defer { xb.deallocate() }
+        alloy_round_rows_bf16(x, Int32(ldx), Int32(m), Int32(k), xb)
+        alloy_linear_bf16_isa(xb, values, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0, (isa ?? Kernels.isa).rawValue)
+    }
+}
