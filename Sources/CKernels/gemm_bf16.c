@@ -46,8 +46,27 @@ void alloy_pack_weights_bf16(const float *w, int n, int k, uint16_t *packed) {
     }
 }
 
+#if ALLOY_X86
+/// `alloy_round_rows_bf16` for one row, 16 values at a time (VCVTNEPS2BF16: nearest even).
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+static void round_row_avx512(const float *row, int k, uint16_t *out) {
+    int p = 0;
+    for (; p + 16 <= k; p += 16) _mm256_storeu_si256((__m256i *)(out + p), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(row + p)));
+    for (; p < k; p++) out[p] = to_bf16(row[p]);
+}
+#endif
+
 void alloy_round_rows_bf16(const float *x, int ldx, int m, int k, uint16_t *xb) {
     size_t ld = alloy_bf16_row_values(k);
+#if ALLOY_X86
+    if (alloy_kernels_have_bf16()) {
+        for (int i = 0; i < m; i++) {
+            round_row_avx512(x + (size_t)i * ldx, k, xb + (size_t)i * ld);
+            for (size_t p = (size_t)k; p < ld; p++) xb[(size_t)i * ld + p] = 0;
+        }
+        return;
+    }
+#endif
     for (int i = 0; i < m; i++) {
         const float *row = x + (size_t)i * ldx;
         uint16_t *out = xb + (size_t)i * ld;

@@ -50,8 +50,39 @@ void alloy_pack_weights_i8(const float *w, int n, int k, int8_t *packed, float *
     }
 }
 
+#if ALLOY_X86
+/// `alloy_quantize_rows_u8` for one row, 16 values at a time (VCVTPS2DQ rounds to nearest even
+/// as nearbyintf does; VPMOVDB keeps the low byte of values already in 1…255).
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+static void quantize_row_avx512(const float *row, int k, uint8_t *q, float *xscale) {
+    __m512 m = _mm512_setzero_ps();
+    int p = 0;
+    for (; p + 16 <= k; p += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(row + p)));
+    float amax = _mm512_reduce_max_ps(m);
+    for (; p < k; p++) amax = fmaxf(amax, fabsf(row[p]));
+    float inv = amax > 0 ? 127.0f / amax : 0;
+    *xscale = amax / 127.0f;
+    __m512 vi = _mm512_set1_ps(inv);
+    __m512i zero = _mm512_set1_epi32(128);
+    for (p = 0; p + 16 <= k; p += 16) {
+        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + p), vi)), zero);
+        _mm_storeu_si128((__m128i *)(q + p), _mm512_cvtepi32_epi8(v));
+    }
+    for (; p < k; p++) q[p] = (uint8_t)(int)(nearbyintf(row[p] * inv) + 128);
+}
+#endif
+
 void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale) {
     size_t ldq = alloy_quantized_row_bytes(k);
+#if ALLOY_X86
+    if (alloy_kernels_isa() >= ALLOY_ISA_AVX512) {
+        for (int i = 0; i < m; i++) {
+            quantize_row_avx512(x + (size_t)i * ldx, k, xq + (size_t)i * ldq, xscale + i);
+            for (size_t p = (size_t)k; p < ldq; p++) xq[(size_t)i * ldq + p] = 128;
+        }
+        return;
+    }
+#endif
     for (int i = 0; i < m; i++) {
         const float *row = x + (size_t)i * ldx;
         uint8_t *q = xq + (size_t)i * ldq;
