@@ -1,0 +1,50 @@
+/// The arithmetic of the encoder's linear layers (`--precision`): f32 (exact to float
+/// rounding), bf16 weights and activations with f32 sums, or int8 dynamic quantisation. Every
+/// other part of the forward pass (attention, GELU, LayerNorm, LoRA updates) stays f32.
+public enum Precision: String, CaseIterable, Sendable, CustomStringConvertible {
+    case f32, bf16, int8
+    public var description: String { rawValue }
+
+    /// Whether this CPU has the instructions that make the precision fast (AVX-512 BF16, VNNI);
+    /// without them it runs a portable path that computes the same values, slowly.
+    public var accelerated: Bool {
+        switch self {
+        case .f32: return true
+        case .bf16: return BF16PackedWeights.accelerated
+        case .int8: return Int8PackedWeights.accelerated
+        }
+    }
+}
+
+/// A linear layer's weight packed once for one precision.
+public enum PackedLinear: Sendable {
+    case f32(PackedWeights)
+    case bf16(BF16PackedWeights)
+    case int8(Int8PackedWeights)
+
+    /// Packs `w` (n×k row-major, out × in) for `precision`.
+    public init(_ w: UnsafePointer<Float>, n: Int, k: Int, precision: Precision) {
+        switch precision {
+        case .f32: self = .f32(PackedWeights(w, n: n, k: k))
+        case .bf16: self = .bf16(BF16PackedWeights(w, n: n, k: k))
+        case .int8: self = .int8(Int8PackedWeights(w, n: n, k: k))
+        }
+    }
+
+    public var n: Int {
+        switch self { case .f32(let p): return p.n; case .bf16(let p): return p.n; case .int8(let p): return p.n }
+    }
+    public var k: Int {
+        switch self { case .f32(let p): return p.k; case .bf16(let p): return p.k; case .int8(let p): return p.k }
+    }
+
+    /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread.
+    public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
+                       ldy: Int, m: Int, accumulate: Bool = false) {
+        switch self {
+        case .f32(let p): p.linear(x: x, ldx: ldx, bias: bias, y: y, ldy: ldy, m: m, accumulate: accumulate)
+        case .bf16(let p): p.linear(x: x, ldx: ldx, bias: bias, y: y, ldy: ldy, m: m, accumulate: accumulate)
+        case .int8(let p): p.linear(x: x, ldx: ldx, bias: bias, y: y, ldy: ldy, m: m, accumulate: accumulate)
+        }
+    }
+}
