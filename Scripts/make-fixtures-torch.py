@@ -8,6 +8,8 @@ Writes Tests/FormatsTests/Fixtures/torch/:
                         int64 buffer those versions kept (an expanded arange, shape [1, 32]).
   reference.safetensors the same tensors, made contiguous, written by the `safetensors` library:
                         what every tensor read from the .bin must equal byte for byte.
+  bert_outputs.safetensors  transformers' last hidden states of that model for a padded batch
+                        (input_ids, attention_mask, base).
   sharded/              the same state dict as two .bin shards + pytorch_model.bin.index.json,
                         as `save_pretrained(safe_serialization=False, max_shard_size=...)` wrote.
   bert_f16.bin, bert_bf16.bin and reference_f16.safetensors, reference_bf16.safetensors:
@@ -100,6 +102,15 @@ print("position_ids stride", sd["embeddings.position_ids"].stride())
 config.save_pretrained(os.path.join(OUT, "bert"))
 fixed_save(sd, os.path.join(OUT, "bert", "pytorch_model.bin"))
 save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(OUT, "reference.safetensors"))
+# transformers' last hidden states for a padded batch, to check a model loaded from the .bin.
+seqs = [[2, 5, 17, 30, 42, 63, 7, 3], [2, 9, 3], [2] + list(range(10, 30)) + [3]]
+L = max(map(len, seqs))
+ids = torch.tensor([q + [0] * (L - len(q)) for q in seqs])
+mask = torch.tensor([[1] * len(q) + [0] * (L - len(q)) for q in seqs])
+with torch.no_grad():
+    hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state.contiguous()
+save_file({"input_ids": ids.to(torch.int64), "attention_mask": mask.to(torch.int64), "base": hidden},
+          os.path.join(OUT, "bert_outputs.safetensors"))
 
 # 2. Sharded: two shards in state-dict order, and the index transformers wrote.
 names = list(sd.keys())

@@ -70,6 +70,30 @@ enum FuzzTargets {
         }
     }
 
+    /// `pytorch_model.bin` (torch.save zip + restricted unpickler): byte mutations of a
+    /// two-tensor `nn.Linear` state dict (Scripts/make-fixtures-torch.py).
+    static var torchCheckpoint: FuzzTarget {
+        let seed = FuzzInput(name: "torch_linear", files: [FuzzFixtures.file("pytorch_model.bin", FuzzFixtures.seeds("torch/pytorch_model.bin"), .binary)])
+        return FuzzTarget(name: "torch_checkpoint", seeds: [seed]) { dir in
+            let w = try WeightSource(path: dir)
+            for n in w.names { touch(try w.tensor(n)) }
+        }
+    }
+
+    /// The hand-assembled hostile pickles of FormatsTests/Fixtures/torch/hostile (GLOBAL
+    /// os.system, REDUCE eval, deep nesting, a huge memo index, a storage outside the archive,
+    /// negative and overflowing sizes, …) and their byte mutants. Every seed is an error
+    /// (TorchCheckpointTests checks which); here a mutant may only fail, never crash or hang.
+    static var torchHostile: FuzzTarget {
+        let dir = FuzzFixtures.path("FormatsTests/Fixtures/torch/hostile")
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".bin") }.sorted()
+        let seeds = names.map { FuzzInput(name: $0, files: [FuzzFixtures.file("pytorch_model.bin", p(dir, $0), .binary)]) }
+        return FuzzTarget(name: "torch_hostile", seeds: seeds) { dir in
+            guard let w = try? WeightSource(path: dir) else { return }
+            for n in w.names { touch(try w.tensor(n)) }
+        }
+    }
+
     /// Small `.alloy` files, one per codec, written by `AlloyWriter`.
     static var alloySeeds: [FuzzInput] {
         var rng = SplitMix(seed: 7)
@@ -254,6 +278,7 @@ enum FuzzTargets {
     }
 
     static var all: [FuzzTarget] {
-        [safetensors, shardedIndex, alloy, sparseDelta, peft, hfConfig, tokenizer, sentenceTransformers, recipe, taskData, card, head, adapterSet]
+        [safetensors, shardedIndex, alloy, sparseDelta, peft, hfConfig, tokenizer, sentenceTransformers, recipe, taskData, card, head, adapterSet,
+         torchCheckpoint, torchHostile]
     }
 }
