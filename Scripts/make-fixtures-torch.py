@@ -17,7 +17,8 @@ Writes Tests/FormatsTests/Fixtures/torch/:
                         `.bfloat16()`), saved both ways.
   strided.bin + strided.safetensors: a transposed (non-contiguous) view, a row view at a
                         storage offset and the matrix they share storage with; the safetensors
-                        copy holds them made contiguous.
+                        copy holds them made contiguous. strided_protocol4.bin and
+                        strided_protocol5.bin: the same saved with pickle protocols 4 and 5.
   tied.bin + tied.safetensors: two names for one tensor (shared storage, as tied embeddings
                         are saved); the safetensors copy holds two copies.
   nested.bin            {"state_dict": {...}, "epoch": 3}, as non-HF trainers save checkpoints.
@@ -49,9 +50,9 @@ for d in [OUT, os.path.join(OUT, "bert"), os.path.join(OUT, "sharded"), os.path.
 torch.manual_seed(0)
 
 
-def fixed_save(obj, path):
+def fixed_save(obj, path, **kwargs):
     """torch.save, then the archive's random serialization id replaced by a constant."""
-    torch.save(obj, path)
+    torch.save(obj, path, **kwargs)
     with open(path, "rb") as f:
         raw = bytearray(f.read())
     z = zipfile.ZipFile(io.BytesIO(bytes(raw)))
@@ -79,8 +80,9 @@ def fixed_save(obj, path):
                 pos += 4
     with open(path, "wb") as f:
         f.write(raw)
-    # Must still load with torch's own (weights_only) loader.
-    torch.load(path, weights_only=True)
+    # Must still load with torch's own loader (weights_only, except for protocols 4–5 whose FRAME
+    # opcode torch's weights_only unpickler refuses; those files are made just above from tensors).
+    torch.load(path, weights_only="pickle_protocol" not in kwargs)
 
 
 # 1. The tiny BERT.
@@ -136,6 +138,9 @@ strided = {"weight": w, "weight_t": w.t(), "row": w[1], "block": w[1:, 2:4], "co
 assert not strided["weight_t"].is_contiguous() and strided["row"].storage_offset() == 5
 fixed_save(strided, os.path.join(OUT, "strided.bin"))
 save_file({k: v.contiguous().clone() for k, v in strided.items()}, os.path.join(OUT, "strided.safetensors"))
+# The same with pickle protocol 4 and 5 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL).
+fixed_save(strided, os.path.join(OUT, "strided_protocol4.bin"), pickle_protocol=4)
+fixed_save(strided, os.path.join(OUT, "strided_protocol5.bin"), pickle_protocol=5)
 
 # 5. Tied weights and a nested checkpoint.
 e = torch.randn(4, 2)

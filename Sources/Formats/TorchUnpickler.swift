@@ -98,13 +98,21 @@ struct PickledTensor: Sendable {
 /// REDUCE runs only the allowed rebuild functions and `OrderedDict()`; BUILD only sets an
 /// OrderedDict's attributes (`state_dict._metadata`), which are dropped; INST, OBJ, NEWOBJ,
 /// EXT*, text-protocol opcodes, buffers and unknown opcodes are refused. Every refusal names
-/// the file, the opcode (or global) and its offset. Stack, marks and memo are capped; integers
+/// the file, the opcode (or global) and its offset. Stack, marks, memo and the number of containers are capped; integers
 /// are read with overflow checks; nothing recurses.
 struct TorchUnpickler {
-    static let maxStack = 1 << 20
-    static let maxMarks = 1 << 16
-    static let maxMemo = 1 << 22
+    /// Caps on the machine's state; `standard` is used for files (tests lower them).
+    struct Limits {
+        var stack = 1 << 20
+        var marks = 1 << 16
+        var memo = 1 << 22
+        /// Tuples, lists and dicts together (a state dict makes about five per tensor).
+        var objects = 1 << 23
+        static let standard = Limits()
+    }
     static let maxDims = 64
+
+    var limits = Limits.standard
 
     let path: String
     private(set) var tuples: [[PickleValue]] = []
@@ -124,9 +132,12 @@ struct TorchUnpickler {
         var memo: [UInt32: PickleValue] = [:]
         var pos = 0
         let n = bytes.count
-        let path = self.path
+        let path = self.path, limits = self.limits
 
         while true {
+            guard tuples.count + lists.count + dicts.count <= limits.objects else {
+                throw TorchCheckpointError.pickle(path: path, opcode: "data.pkl", offset: pos, reason: "builds more than \(limits.objects) tuples, lists and dicts")
+            }
             let at = pos
             guard pos < n else { throw TorchCheckpointError.pickle(path: path, opcode: "end of data", offset: at, reason: "the stream ends before STOP; data.pkl is truncated") }
             let op = bytes[pos]
@@ -150,7 +161,7 @@ struct TorchUnpickler {
                 return Int(v)
             }
             func push(_ v: PickleValue) throws {
-                guard stack.count < Self.maxStack else { throw fail("stack exceeds \(Self.maxStack) entries") }
+                guard stack.count < limits.stack else { throw fail("stack exceeds \(limits.stack) entries") }
                 stack.append(v)
             }
             func pop() throws -> PickleValue {
@@ -166,7 +177,7 @@ struct TorchUnpickler {
             }
             func memoPut(_ i: UInt32) throws {
                 guard let top = stack.last else { throw fail("memo put with an empty stack") }
-                guard memo[i] != nil || memo.count < Self.maxMemo else { throw fail("memo exceeds \(Self.maxMemo) entries") }
+                guard memo[i] != nil || memo.count < limits.memo else { throw fail("memo exceeds \(limits.memo) entries") }
                 memo[i] = top
             }
             func memoGet(_ i: UInt32) throws {
@@ -189,7 +200,7 @@ struct TorchUnpickler {
                 guard stack.count == 1, let top = stack.last else { throw fail("stack holds \(stack.count) values at STOP, not 1") }
                 return top
             case 0x28:  // MARK
-                guard marks.count < Self.maxMarks else { throw fail("more than \(Self.maxMarks) open MARKs") }
+                guard marks.count < limits.marks else { throw fail("more than \(limits.marks) open MARKs") }
                 marks.append(stack.count)
             case 0x30:  // POP
                 if let m = marks.last, m == stack.count { marks.removeLast() } else { _ = try pop() }

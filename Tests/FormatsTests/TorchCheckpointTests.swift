@@ -97,6 +97,38 @@ final class TorchCheckpointTests: XCTestCase {
         XCTAssertEqual(row.dataRange.lowerBound, w.dataRange.lowerBound + 5 * 4)
     }
 
+    /// Pickle protocols 4 and 5 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL) read the same.
+    func testPickleProtocols4And5() throws {
+        for v in [4, 5] { try assertEqual(try WeightSource(path: torch("strided_protocol\(v).bin")), "strided.safetensors") }
+    }
+
+    /// The unpickler's caps, on pickles run directly: a stack, open marks and a container count
+    /// beyond them are errors naming the cap; LONG1 is sign-extended as Python reads it.
+    func testUnpicklerCaps() throws {
+        let small = TorchUnpickler.Limits(stack: 100, marks: 10, memo: 5, objects: 50)
+        func run(_ body: [UInt8], _ limits: TorchUnpickler.Limits = small) -> Result<PickleValue, Error> {
+            var vm = TorchUnpickler(path: "caps.pkl")
+            vm.limits = limits
+            let bytes: [UInt8] = [0x80, 0x02] + body + [0x2E]
+            return Result { try bytes.withUnsafeBytes { try vm.load($0) } }
+        }
+        func message(_ r: Result<PickleValue, Error>) -> String {
+            if case .failure(let e) = r { return "\(e)" }
+            return "accepted"
+        }
+        let standard = TorchUnpickler.Limits.standard
+        XCTAssertTrue(message(run([UInt8](repeating: 0x4E, count: standard.stack + 1), standard)).contains("stack exceeds \(standard.stack) entries"))
+        XCTAssertTrue(message(run([UInt8](repeating: 0x4E, count: 101))).contains("stack exceeds 100 entries"))
+        XCTAssertTrue(message(run([UInt8](repeating: 0x28, count: 11))).contains("more than 10 open MARKs"))
+        XCTAssertTrue(message(run([0x29, 0x30])).contains("stack holds 0 values"))
+        XCTAssertTrue(message(run([UInt8](Array(repeating: [UInt8]([0x29, 0x30]), count: 51).joined()) + [0x4E])).contains("more than 50 tuples, lists and dicts"))
+        // BINPUT at six distinct indices against a memo of five.
+        XCTAssertTrue(message(run([0x4E] + (0..<6).flatMap { [0x71, UInt8($0)] })).contains("memo exceeds 5 entries"))
+        XCTAssertEqual(try run([0x8A, 0x02, 0x00, 0x80]).get(), .int(-32768))
+        XCTAssertEqual(try run([0x8A, 0x02, 0xFF, 0x7F]).get(), .int(32767))
+        XCTAssertEqual(try run([0x4A, 0xFE, 0xFF, 0xFF, 0xFF]).get(), .int(-2))
+    }
+
     func testTiedAndNestedStateDicts() throws {
         let tied = try WeightSource(path: torch("tied.bin"))
         try assertEqual(tied, "tied.safetensors")

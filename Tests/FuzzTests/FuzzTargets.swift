@@ -80,6 +80,34 @@ enum FuzzTargets {
         }
     }
 
+    /// The pickle stream alone: the `data.pkl` of several valid checkpoints mutated as bytes (the
+    /// others' pickles as splice donors), then wrapped with the seed's storages into a stored zip,
+    /// so every mutant reaches the unpickler instead of failing in the zip's offsets.
+    static var torchPickle: FuzzTarget {
+        let fixtures = ["FuzzTests/Seeds/torch/pytorch_model.bin", "FormatsTests/Fixtures/torch/strided.bin", "FormatsTests/Fixtures/torch/tied.bin",
+                        "FormatsTests/Fixtures/torch/nested.bin", "FormatsTests/Fixtures/torch/sharded/pytorch_model-00002-of-00002.bin"]
+        let seeds = fixtures.compactMap { rel -> FuzzInput? in
+            let path = FuzzFixtures.path(rel)
+            guard let m = try? MappedFile(path: path), let z = try? ZipArchive(bytes: m.bytes, path: path) else { return nil }
+            var files: [FuzzFile] = []
+            for e in z.entries {
+                guard let slash = e.name.firstIndex(of: "/") else { continue }
+                let inner = String(e.name[e.name.index(after: slash)...])
+                guard inner == "data.pkl" || inner.hasPrefix("data/") else { continue }
+                files.append(FuzzFile(name: inner, bytes: Array(m.bytes[e.dataRange]), style: inner == "data.pkl" ? .binary : .fixed))
+            }
+            return FuzzInput(name: rel, files: files)
+        }
+        return FuzzTarget(name: "torch_pickle", seeds: seeds) { dir in
+            var entries = [(name: "archive/data.pkl", bytes: FuzzFixtures.bytes(p(dir, "data.pkl")))]
+            let keys = ((try? FileManager.default.contentsOfDirectory(atPath: p(dir, "data"))) ?? []).sorted()
+            entries += keys.map { (name: "archive/data/\($0)", bytes: FuzzFixtures.bytes(p(dir, "data/" + $0))) }
+            try FuzzRun.writeBytes(StoredZip.make(entries), to: p(dir, "pytorch_model.bin"))
+            let w = try WeightSource(path: p(dir, "pytorch_model.bin"))
+            for n in w.names { touch(try w.tensor(n)) }
+        }
+    }
+
     /// The hand-assembled hostile pickles of FormatsTests/Fixtures/torch/hostile (GLOBAL
     /// os.system, REDUCE eval, deep nesting, a huge memo index, a storage outside the archive,
     /// negative and overflowing sizes, …) and their byte mutants. Every seed is an error
@@ -279,6 +307,6 @@ enum FuzzTargets {
 
     static var all: [FuzzTarget] {
         [safetensors, shardedIndex, alloy, sparseDelta, peft, hfConfig, tokenizer, sentenceTransformers, recipe, taskData, card, head, adapterSet,
-         torchCheckpoint, torchHostile]
+         torchCheckpoint, torchPickle, torchHostile]
     }
 }

@@ -55,6 +55,10 @@ final class FuzzTests: XCTestCase {
     func testHead() throws { try fuzz(FuzzTargets.head) }
     func testAdapterSet() throws { try fuzz(FuzzTargets.adapterSet) }
     func testTorchCheckpoint() throws { try fuzz(FuzzTargets.torchCheckpoint) }
+    func testTorchPickle() throws {
+        XCTAssertEqual(FuzzTargets.torchPickle.seeds.count, 5, "torch seeds missing")
+        try fuzz(FuzzTargets.torchPickle)
+    }
     func testTorchHostile() throws {
         XCTAssertGreaterThanOrEqual(FuzzTargets.torchHostile.seeds.count, 15, "hostile fixtures missing")
         try fuzz(FuzzTargets.torchHostile)
