@@ -28,7 +28,8 @@ Writes Tests/FormatsTests/Fixtures/torch/:
                         memo get at 2^32 - 1, a storage key absent from the archive, a storage
                         key with "../", negative and overflowing sizes, an offset past the
                         storage, an unknown opcode; plus a torch.save archive with deflated
-                        entries and a legacy (pre-1.6, non-zip) torch.save file.
+                        entries, an expanded view (stride 0), a big-endian archive and a legacy
+                        (pre-1.6, non-zip) torch.save file.
   (The fuzz seed is Tests/FuzzTests/Seeds/torch/pytorch_model.bin: a two-tensor torch.save.)
 
 Deterministic: seeded weights, and the random `.data/serialization_id` torch writes is
@@ -223,6 +224,14 @@ archive("storage_numel_mismatch.bin", state_dict([("w", tensor_v2("0", [4], [1],
 archive("unknown_opcode.bin", b"\x80\x02}\xff.")
 archive("complex_dtype.bin", state_dict([("w", tensor_v2("0", [2], [1], numel=2, storage=b"torch\nComplexFloatStorage\n"))]),
         {"0": four})
+
+# Real torch.save archives Alloy refuses: an expanded view (stride 0 over a smaller storage,
+# which Alloy does not copy), and a big-endian archive (byteorder "big").
+fixed_save({"w": torch.arange(4.0).expand(3, 4)}, os.path.join(OUT, "hostile", "expanded.bin"))
+src = zipfile.ZipFile(os.path.join(SEEDS, "pytorch_model.bin"))
+with zipfile.ZipFile(os.path.join(OUT, "hostile", "big_endian.bin"), "w") as z:
+    for info in src.infolist():
+        z.writestr(entry(info.filename), b"big" if info.filename.endswith("/byteorder") else src.read(info))
 
 # A torch.save archive whose entries are deflated (torch writes stored entries only).
 src = zipfile.ZipFile(os.path.join(SEEDS, "pytorch_model.bin"))

@@ -183,7 +183,7 @@ public final class TorchCheckpoint: @unchecked Sendable {
                 expected *= n  // ≤ elementCount, which Shape checked
             }
             if !contiguous, shape.elementCount > s.numel {
-                throw bad("stride \(t.stride) addresses its \(s.numel)-element storage \(shape.elementCount) times (an expanded or overlapping view); save it contiguous")
+                throw bad("size \(t.size) with stride \(t.stride) views \(shape.elementCount) elements of a \(s.numel)-element storage (an expanded or overlapping view, which Alloy does not copy); save it with .contiguous()")
             }
         }
         let start: Int

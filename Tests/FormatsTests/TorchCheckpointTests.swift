@@ -170,6 +170,8 @@ final class TorchCheckpointTests: XCTestCase {
             ("complex_dtype.bin", ["tensor \"w\"", "ComplexFloatStorage"]),
             ("compressed.bin", ["compressed", "method 8", "data.pkl"]),
             ("legacy.bin", ["legacy torch.save format"]),
+            ("expanded.bin", ["tensor \"w\"", "stride [0, 1]", "expanded or overlapping"]),
+            ("big_endian.bin", ["byteorder is \"big\""]),
         ]
         for (file, needles) in cases {
             let path = torch("hostile/" + file)
