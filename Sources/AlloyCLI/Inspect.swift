@@ -54,7 +54,7 @@ struct Inspect: ParsableCommand {
         }
         let totalParams = rows.reduce(0) { $0 + $1.params }, totalBytes = rows.reduce(0) { $0 + $1.bytes }
         if json {
-            return try Console.printJSON(FileJSON(format: "safetensors", parameters: totalParams, bytes: totalBytes, files: source.files.count,
+            return try Console.printJSON(FileJSON(format: source.format, parameters: totalParams, bytes: totalBytes, files: source.files.count,
                                                   architecture: config?.summary,
                                                   tensors: rows.map { TensorJSON(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.dims) }))
         }

@@ -1,16 +1,35 @@
 import Foundation
 import Tensors
 
+/// One file of tensors a `WeightSource` reads: a safetensors file or a torch.save checkpoint.
+public protocol WeightFile: AnyObject, Sendable {
+    var path: String { get }
+    /// Entries in file order.
+    var tensors: [TensorInfo] { get }
+    var metadata: [String: String]? { get }
+    func tensor(_ name: String) throws -> Tensor
+}
+
+extension SafetensorsFile: WeightFile {}
+extension TorchCheckpoint: WeightFile {}
+
 /// A set of named tensors readable lazily: one safetensors file, or a sharded model
-/// (`model.safetensors.index.json` + shards). Tensors are mmapped views.
+/// (`model.safetensors.index.json` + shards), or the same as PyTorch checkpoints
+/// (`pytorch_model.bin`, or `pytorch_model.bin.index.json` + shards; see `TorchCheckpoint`).
+/// Tensors are mmapped views (a strided tensor in a torch checkpoint is copied when read).
 public final class WeightSource: @unchecked Sendable {
+    /// The weight files a model directory may hold, in order of preference (safetensors first,
+    /// as transformers' `from_pretrained` prefers them).
+    public static let directoryFiles = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]
+
     public let path: String
-    public let files: [SafetensorsFile]
+    public let files: [any WeightFile]
     /// Tensor name → (file index, info), in a stable order (per file, header order).
     public let entries: [(name: String, file: Int, info: TensorInfo)]
     private let index: [String: Int]
 
-    /// Opens a `.safetensors` file, an index JSON, or a directory holding either.
+    /// Opens a `.safetensors` file, a `.bin`/`.pt`/`.pth` torch checkpoint, an index JSON, or a
+    /// directory holding one of `directoryFiles`.
     public init(path: String) throws {
         self.path = path
         var isDir: ObjCBool = false
@@ -20,21 +39,21 @@ public final class WeightSource: @unchecked Sendable {
         var filePaths: [String]
         var weightMap: [String: String]? = nil
         if isDir.boolValue {
-            let single = (path as NSString).appendingPathComponent("model.safetensors")
-            let idx = (path as NSString).appendingPathComponent("model.safetensors.index.json")
-            if FileManager.default.fileExists(atPath: single) {
-                filePaths = [single]
-            } else if FileManager.default.fileExists(atPath: idx) {
-                (filePaths, weightMap) = try Self.readIndex(idx)
+            guard let found = Self.directoryFiles.lazy.map({ (path as NSString).appendingPathComponent($0) })
+                .first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                throw SafetensorsError.io(path: path, reason: "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json in this directory")
+            }
+            if found.hasSuffix(".index.json") {
+                (filePaths, weightMap) = try Self.readIndex(found)
             } else {
-                throw SafetensorsError.io(path: path, reason: "no model.safetensors or model.safetensors.index.json in this directory")
+                filePaths = [found]
             }
         } else if path.hasSuffix(".index.json") {
             (filePaths, weightMap) = try Self.readIndex(path)
         } else {
             filePaths = [path]
         }
-        files = try filePaths.map { try SafetensorsFile(path: $0) }
+        files = try filePaths.map { try Self.open($0) }
         var entries: [(String, Int, TensorInfo)] = []
         var index = [String: Int]()
         for (fi, f) in files.enumerated() {
@@ -57,6 +76,16 @@ public final class WeightSource: @unchecked Sendable {
         self.entries = entries
         self.index = index
     }
+
+    /// Opens one weight file: a torch checkpoint by its extension (`.bin`, `.pt`, `.pth`), else safetensors.
+    public static func open(_ path: String) throws -> any WeightFile {
+        let ext = (path as NSString).pathExtension.lowercased()
+        if ["bin", "pt", "pth"].contains(ext) { return try TorchCheckpoint(path: path) }
+        return try SafetensorsFile(path: path)
+    }
+
+    /// "safetensors", or "pytorch" when the weights are torch.save checkpoints.
+    public var format: String { files.contains { $0 is TorchCheckpoint } ? "pytorch" : "safetensors" }
 
     public var names: [String] { entries.map(\.name) }
     public var count: Int { entries.count }

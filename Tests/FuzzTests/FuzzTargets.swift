@@ -70,6 +70,58 @@ enum FuzzTargets {
         }
     }
 
+    /// `pytorch_model.bin` (torch.save zip + restricted unpickler): byte mutations of a
+    /// two-tensor `nn.Linear` state dict (Scripts/make-fixtures-torch.py).
+    static var torchCheckpoint: FuzzTarget {
+        let seed = FuzzInput(name: "torch_linear", files: [FuzzFixtures.file("pytorch_model.bin", FuzzFixtures.seeds("torch/pytorch_model.bin"), .binary)])
+        return FuzzTarget(name: "torch_checkpoint", seeds: [seed]) { dir in
+            let w = try WeightSource(path: dir)
+            for n in w.names { touch(try w.tensor(n)) }
+        }
+    }
+
+    /// The pickle stream alone: the `data.pkl` of several valid checkpoints mutated as bytes (the
+    /// others' pickles as splice donors), then wrapped with the seed's storages into a stored zip,
+    /// so every mutant reaches the unpickler instead of failing in the zip's offsets.
+    static var torchPickle: FuzzTarget {
+        let fixtures = ["FuzzTests/Seeds/torch/pytorch_model.bin", "FormatsTests/Fixtures/torch/strided.bin", "FormatsTests/Fixtures/torch/tied.bin",
+                        "FormatsTests/Fixtures/torch/nested.bin", "FormatsTests/Fixtures/torch/sharded/pytorch_model-00002-of-00002.bin"]
+        let seeds = fixtures.compactMap { rel -> FuzzInput? in
+            let path = FuzzFixtures.path(rel)
+            guard let m = try? MappedFile(path: path), let z = try? ZipArchive(bytes: m.bytes, path: path) else { return nil }
+            var files: [FuzzFile] = []
+            for e in z.entries {
+                guard let slash = e.name.firstIndex(of: "/") else { continue }
+                let inner = String(e.name[e.name.index(after: slash)...])
+                guard inner == "data.pkl" || inner.hasPrefix("data/") else { continue }
+                files.append(FuzzFile(name: inner, bytes: Array(m.bytes[e.dataRange]), style: inner == "data.pkl" ? .binary : .fixed))
+            }
+            return FuzzInput(name: rel, files: files)
+        }
+        return FuzzTarget(name: "torch_pickle", seeds: seeds) { dir in
+            var entries = [(name: "archive/data.pkl", bytes: FuzzFixtures.bytes(p(dir, "data.pkl")))]
+            let keys = ((try? FileManager.default.contentsOfDirectory(atPath: p(dir, "data"))) ?? []).sorted()
+            entries += keys.map { (name: "archive/data/\($0)", bytes: FuzzFixtures.bytes(p(dir, "data/" + $0))) }
+            try FuzzRun.writeBytes(StoredZip.make(entries), to: p(dir, "pytorch_model.bin"))
+            let w = try WeightSource(path: p(dir, "pytorch_model.bin"))
+            for n in w.names { touch(try w.tensor(n)) }
+        }
+    }
+
+    /// The hand-assembled hostile pickles of FormatsTests/Fixtures/torch/hostile (GLOBAL
+    /// os.system, REDUCE eval, deep nesting, a huge memo index, a storage outside the archive,
+    /// negative and overflowing sizes, …) and their byte mutants. Every seed is an error
+    /// (TorchCheckpointTests checks which); here a mutant may only fail, never crash or hang.
+    static var torchHostile: FuzzTarget {
+        let dir = FuzzFixtures.path("FormatsTests/Fixtures/torch/hostile")
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".bin") }.sorted()
+        let seeds = names.map { FuzzInput(name: $0, files: [FuzzFixtures.file("pytorch_model.bin", p(dir, $0), .binary)]) }
+        return FuzzTarget(name: "torch_hostile", seeds: seeds) { dir in
+            guard let w = try? WeightSource(path: dir) else { return }
+            for n in w.names { touch(try w.tensor(n)) }
+        }
+    }
+
     /// Small `.alloy` files, one per codec, written by `AlloyWriter`.
     static var alloySeeds: [FuzzInput] {
         var rng = SplitMix(seed: 7)
@@ -254,6 +306,7 @@ enum FuzzTargets {
     }
 
     static var all: [FuzzTarget] {
-        [safetensors, shardedIndex, alloy, sparseDelta, peft, hfConfig, tokenizer, sentenceTransformers, recipe, taskData, card, head, adapterSet]
+        [safetensors, shardedIndex, alloy, sparseDelta, peft, hfConfig, tokenizer, sentenceTransformers, recipe, taskData, card, head, adapterSet,
+         torchCheckpoint, torchPickle, torchHostile]
     }
 }

@@ -54,6 +54,15 @@ final class FuzzTests: XCTestCase {
     func testCard() throws { try fuzz(FuzzTargets.card) }
     func testHead() throws { try fuzz(FuzzTargets.head) }
     func testAdapterSet() throws { try fuzz(FuzzTargets.adapterSet) }
+    func testTorchCheckpoint() throws { try fuzz(FuzzTargets.torchCheckpoint) }
+    func testTorchPickle() throws {
+        XCTAssertEqual(FuzzTargets.torchPickle.seeds.count, 5, "torch seeds missing")
+        try fuzz(FuzzTargets.torchPickle)
+    }
+    func testTorchHostile() throws {
+        XCTAssertGreaterThanOrEqual(FuzzTargets.torchHostile.seeds.count, 15, "hostile fixtures missing")
+        try fuzz(FuzzTargets.torchHostile)
+    }
 
     /// The harness reports a trap: a child test process parses mutants with a parser that
     /// traps on one of them; it must die of the signal, print which mutant it was parsing,
