@@ -242,7 +242,7 @@ def main():
     if alloy != "-":
         tools.append(("alloy embed", [alloy, "embed", "--model", base, "--input", sentences], None))
     tools.append((f"PyTorch {torch.__version__.split('+')[0]} eager (sdpa)", [sys.executable, me, "--worker", "torch", base, sentences, "-"], torch_fn))
-    q8_label = "ORT {} dynamic int8" + (" (FFN out f32)" if "but-ffn-out" in q8 else "")
+    q8_label = "ORT {} dynamic int8" + (" (FFN out f32)" if "but-ffn-out" in q8 else " (QInt8/channel)")
     for label, path in [("ORT {} f32 (eager export)", f32), ("ORT {} f32 + transformers optimizer", opt), (q8_label, q8)]:
         tools.append((label.format(ort.__version__), [sys.executable, me, "--worker", "ort", base, sentences, path], make_ort(base, path)))
     # Warm-up and correctness: every peer once in process, Alloy once as a whole process.
@@ -287,13 +287,18 @@ def main():
                 fn(texts)
                 loop[name].append(time.perf_counter() - t)
             elif alloy_bench:
-                _, _, out = whole_process([alloy_bench, "forward", base, sentences, "--reps", "1"], env, capture=True)
+                try:
+                    _, _, out = whole_process([alloy_bench, "forward", base, sentences, "--reps", "1"], env, capture=True)
+                except RuntimeError as e:  # e.g. a model this build of Alloy does not support
+                    print(f"alloy-bench forward: {e}", file=sys.stderr, flush=True)
+                    alloy_bench, alloy_loop_note = None, f"alloy-bench forward failed: {str(e)[-200:]}"
+                    continue
                 res = json.loads(out.decode().strip().splitlines()[-1])
                 key = f"{res.get('isa_supported', '')}_seq_per_s_wall"
                 if key not in res:
                     key = max((k2 for k2 in res if k2.endswith("_seq_per_s_wall")), key=lambda k2: res[k2])
                 loop[name].append(res["sequences"] / res[key])
-                alloy_loop_note = f"alloy-bench forward, {key.split('_')[0]} path, tokenisation excluded"
+                alloy_loop_note = f"alloy-bench forward --reps 1 ({key.split('_')[0]} path, after its warm-up, tokenisation excluded)"
         print(f"rep {rep + 1}/{reps}: " + ", ".join(f"{n.split()[0]} {whole[n][-1]:.2f}s/{loop[n][-1] if loop[n] else float('nan'):.2f}s"
                                                      for n, _, _ in tools), file=sys.stderr, flush=True)
     first = tools[0][0]

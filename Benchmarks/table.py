@@ -15,7 +15,7 @@ if kind == "container":
         print(f"{r['tool'][:46]:46} {r['ratio']:7.4f} {r['compress_MBps']:10.0f} {r['decompress_MBps']:12.0f} {str(r.get('roundtrip_exact', True)):>6}   {rel}")
 else:  # runtime: runtime_peers.py's rows (an "error" row where a tool could not run)
     ok = [r for r in rows if "error" not in r]
-    print(f"{'tool':42} {'whole s':>8} {'loop s':>7} {'loop seq/s':>10} {'RSS MiB':>8}   tool ÷ Alloy: {'whole':>5} {'loop':>5}   min cos vs PyTorch")
+    print(f"{'tool':42} {'whole s':>8} {'loop s':>7} {'loop seq/s':>10} {'RSS MiB':>8} {'÷Alloy whole':>12} {'÷Alloy loop':>11}   min cos vs PyTorch")
     for r in rows:
         if "error" in r:
             print(f"{r['tool'][:42]:42} error: {r['error'][:120]}")
@@ -26,7 +26,7 @@ else:  # runtime: runtime_peers.py's rows (an "error" row where a tool could not
         cos = r.get("min_cos_vs_torch")
         mark = "" if cos is None or "int8" in r["tool"] else ("  ok" if cos >= 0.9999 else "  BELOW 0.9999")
         print(f"{r['tool'][:42]:42} {f('whole_median_s', '8.2f')} {f('loop_median_s', '7.2f')} {f('loop_seq_per_s', '10.1f')} "
-              f"{f('peak_rss_MiB', '8.0f')}   {'':12} {f('vs_alloy_whole_paired_median', '5.2f')} {f('vs_alloy_loop_paired_median', '5.2f')}   "
+              f"{f('peak_rss_MiB', '8.0f')} {f('vs_alloy_whole_paired_median', '12.2f')} {f('vs_alloy_loop_paired_median', '11.2f')}   "
               f"{f('min_cos_vs_torch', '.6f')}{mark}")
     if ok:
         r0 = ok[0]
