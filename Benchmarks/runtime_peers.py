@@ -25,10 +25,12 @@ graph faster than the SDPA one), run with ORT_ENABLE_ALL, intra-op 2 / inter-op 
 "ORT optimised" is the same graph after onnxruntime.transformers.optimizer (model_type "bert",
 the model's heads and hidden size): on MiniLM it fuses Attention, EmbedLayerNormalization,
 SkipLayerNormalization and BiasGelu; on MPNet only SkipLayerNormalization and BiasGelu (its
-relative-position bias defeats the Attention fusion). optimum[onnxruntime] is not used: it would
-downgrade transformers to 4.x. "ORT int8" is quantize_dynamic (QInt8 weights, per channel, u8 activations
+relative-position bias defeats the Attention fusion). optimum[onnxruntime] is not used: pip
+install --dry-run showed it would replace transformers 5.23 by 4.57.6 and tokenizers 0.23 by 0.22. "ORT int8" is quantize_dynamic (QInt8 weights, per channel, u8 activations
 quantized per batch) of the optimised graph's linear layers (MatMul with constant weights, fused
-Attention); its min and mean cosine to the f32 ORT model are reported. PyTorch runs the model as
+Attention); its min and mean cosine to the f32 ORT model are reported. On MPNet that is
+poor (min ≈ 0.87 on a few sentences), almost all from the FFN output projections, whose input
+(GELU's output) has outliers: INT8_SKIP_FFN_OUT=1 keeps those 12 in f32 (min ≈ 0.98). PyTorch runs the model as
 transformers loads it by default (SDPA attention), torch.set_num_threads(2), inter-op 1.
 Correctness: each tool's min cosine to the PyTorch embeddings over all sentences (≥ 0.9999 for
 f32 tools); the PyTorch peer is itself checked against sentence-transformers' encode() when it
@@ -43,6 +45,8 @@ import json, os, statistics, subprocess, sys, time
 T0 = time.perf_counter()
 THREADS = 2
 BATCH = 32
+# The tokenizers library's batch encoding runs on a rayon pool sized to all cores by default.
+os.environ.setdefault("RAYON_NUM_THREADS", str(THREADS))
 
 
 def model_info(base):
@@ -191,10 +195,10 @@ def prepare_onnx(base, work, model):
         from onnxruntime.quantization import QuantType, quantize_dynamic
         import onnx
         # Linear layers only (MatMul with a constant weight, and the fused Attention's QKV
-        # projection): by default quantize_dynamic also quantizes activation × activation
-        # MatMuls (MPNet's unfused attention scores and context), which costs MPNet its accuracy
-        # (min cos 0.86 to f32). The optimiser's contrib ops defeat ONNX shape inference; their
-        # outputs are f32.
+        # projection), as Alloy's int8 path: by default quantize_dynamic also quantizes
+        # activation × activation MatMuls (MPNet's unfused attention scores and context); that
+        # changes MPNet's min cos to f32 little (0.871 with them, 0.870 without, 8 sentences).
+        # The optimiser's contrib ops defeat ONNX shape inference; their outputs are f32.
         # INT8_SKIP_FFN_OUT=1 keeps every layer's FFN output projection (3072 → 768 on MPNet) in
         # f32: its input, GELU's output, has outliers that per-tensor u8 activations cannot hold
         # (quantizing only those 12 MatMuls gives MPNet min cos 0.90; only the FFN input 0.991,
@@ -236,7 +240,8 @@ def main():
     import onnxruntime as ort
     import torch
     torch_fn, _ = make_torch(base)
-    env = dict(os.environ, ALLOY_THREADS=str(THREADS), OMP_NUM_THREADS=str(THREADS), TOKENIZERS_PARALLELISM="true")
+    env = dict(os.environ, ALLOY_THREADS=str(THREADS), OMP_NUM_THREADS=str(THREADS), RAYON_NUM_THREADS=str(THREADS),
+               TOKENIZERS_PARALLELISM="true")
     me = os.path.abspath(__file__)
     tools = []  # (name, whole-process command, in-process fn)
     if alloy != "-":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tabulates benchmark JSON lines (first line = Alloy) with each row's ratio to Alloy.
 Usage: table.py container|runtime < lines.jsonl (runtime: Benchmarks/runtime_peers.py's rows)"""
-import json, sys
+import json, statistics, sys
 kind = sys.argv[1]
 rows = [json.loads(l) for l in sys.stdin if l.strip().startswith("{")]
 a = rows[0]
@@ -18,7 +18,7 @@ else:  # runtime: runtime_peers.py's rows (an "error" row where a tool could not
     print(f"{'tool':42} {'whole s':>8} {'loop s':>7} {'loop seq/s':>10} {'RSS MiB':>8} {'÷Alloy whole':>12} {'÷Alloy loop':>11}   min cos vs PyTorch")
     for r in rows:
         if "error" in r:
-            print(f"{r['tool'][:42]:42} error: {r['error'][:120]}")
+            print(f"{r['tool'][:42]:42} error: {r['error'][:200]}")
             continue
         def f(k, fmt):
             w = int(fmt.split(".")[0] or 0)
@@ -32,6 +32,12 @@ else:  # runtime: runtime_peers.py's rows (an "error" row where a tool could not
         r0 = ok[0]
         print(f"\n{r0['model']}, {r0['sequences']} sentences, {r0['reps']} reps interleaved, {r0['threads']} threads, medians; "
               "ratios: median over reps of tool's time ÷ Alloy's in the same rep (> 1: Alloy faster)")
+    f32 = [r for r in ok if r["tool"].startswith("ORT") and "f32" in r["tool"] and r.get("loop_median_s")]
+    if len(f32) > 1:
+        fast = min(f32, key=lambda r: r["loop_median_s"])
+        slow = max(f32, key=lambda r: r["loop_median_s"])
+        print(f"faster ORT f32 variant (loop median): {fast['tool']}, {slow['loop_median_s'] / fast['loop_median_s']:.3f}× "
+              f"(paired per rep: {statistics.median([b / a for a, b in zip(fast['loop_s'], slow['loop_s'])]):.3f}×)")
     for r in ok:
         if "loop_note" in r:
             print(f"{r['tool']}: loop = {r['loop_note']}")
