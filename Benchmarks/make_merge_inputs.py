@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
-"""Three MiniLM-sized experts for the merge benchmark: the base plus seeded deltas
-(N(0, 1e-3) everywhere, with 2% larger entries), and one recipe per method with absolute
-paths, for both mergekit-yaml and alloy merge. Usage: make_merge_inputs.py BASE_DIR OUT_DIR"""
+"""Three synthetic experts for the merge benchmark: the base plus seeded deltas, F32
+safetensors with the base's config.json, and one recipe per method with absolute paths, for
+both mergekit-yaml and alloy merge. Experts already written are kept (made once).
+
+Deltas: by default (MiniLM) N(0, 1e-3) everywhere plus spikes N(0, 1e-2) on 2% of entries;
+with --relative (all-mpnet-base-v2, whose tensors' scales differ more) N(0, (0.01·σ)²) plus
+spikes N(0, (0.1·σ)²) on 2% of entries, σ the base tensor's standard deviation. Integer
+tensors (position_ids) are copied. Speed does not depend on what the deltas encode.
+
+Usage: make_merge_inputs.py BASE_DIR OUT_DIR [--relative]"""
 import os, shutil, sys
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
 base, out = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+relative = "--relative" in sys.argv[3:]
 os.makedirs(out, exist_ok=True)
 weights = load_file(os.path.join(base, "model.safetensors"))
 for i in range(3):
@@ -19,12 +27,15 @@ for i in range(3):
     ft = {}
     for k, v in weights.items():
         if v.is_floating_point():
-            noise = torch.randn(v.shape, generator=g) * 1e-3
-            spikes = (torch.rand(v.shape, generator=g) < 0.02) * torch.randn(v.shape, generator=g) * 1e-2
+            sd = float(v.float().std()) if relative and v.numel() > 1 else 0.1
+            dense, spike = (0.01 * sd, 0.1 * sd) if relative else (1e-3, 1e-2)
+            noise = torch.randn(v.shape, generator=g) * dense
+            spikes = (torch.rand(v.shape, generator=g) < 0.02) * torch.randn(v.shape, generator=g) * spike
             ft[k] = (v + noise + spikes).contiguous()
         else:
             ft[k] = v
-    save_file(ft, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    save_file(ft, os.path.join(d, "model.safetensors.tmp"), metadata={"format": "pt"})
+    os.replace(os.path.join(d, "model.safetensors.tmp"), os.path.join(d, "model.safetensors"))
     shutil.copy(os.path.join(base, "config.json"), d)
 methods = {
     "ties": {"weight": 1.0, "density": 0.2},
