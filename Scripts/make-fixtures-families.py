@@ -56,11 +56,13 @@ def build(family, make_model, cfg, targets, make_seqcls, seqcls_cfg, buffers):
     os.makedirs(d)
     torch.manual_seed(0)
     model = make_model(cfg).eval()
-    # LayerNorm / norm weights random too, so a swapped γ/β would show.
+    # LayerNorm / norm weights random too, so a swapped γ/β would show; MPNet's bias table N(0, 1).
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "norm" in n.lower():
                 p.add_(torch.randn_like(p) * 0.1)
+            if "relative_attention_bias" in n:  # MPNet: a bias large enough to matter
+                p.copy_(torch.randn_like(p))
     model.save_pretrained(d, safe_serialization=True)
     if family == "mpnet":  # an older checkpoint: the position_ids buffer present
         t = load_file(os.path.join(d, "model.safetensors"))
