@@ -21,7 +21,9 @@ Tests/EncoderTests/Fixtures/families/<family>/:
 ModernBERT: 3 layers, global_attn_every_n_layers 2, local_attention 8 (±4 tokens), so that the
 sliding window matters on the longer sequences. Eager attention throughout.
 
-Also writes families/mpnet_bucket.safetensors (transformers' relative-position buckets for
+Also writes families/bert-seqcls/ and families/distilbert-seqcls/ (tiny BERT / DistilBERT
+sequence classifiers: the pooler and classifier, pre_classifier and classifier heads), and
+families/mpnet_bucket.safetensors (transformers' relative-position buckets for
 relative positions −600…600) and, when .assets/mpnet exists (all-mpnet-base-v2),
 families/mpnet_real.json: 16 sentences, their ids from the `tokenizers` library
 (.assets/mpnet/tokenizer.json) and transformers' sentence embeddings (mean pooling, L2 normalise).
@@ -35,7 +37,8 @@ from safetensors.torch import save_file, load_file
 from transformers import (MPNetConfig, MPNetModel, MPNetForSequenceClassification, ElectraConfig, ElectraModel,
                           ElectraForSequenceClassification, ModernBertConfig, ModernBertModel,
                           ModernBertForSequenceClassification, XLMRobertaConfig, XLMRobertaModel,
-                          XLMRobertaForSequenceClassification, BertConfig, BertForSequenceClassification)
+                          XLMRobertaForSequenceClassification, BertConfig, BertForSequenceClassification,
+                          DistilBertConfig, DistilBertForSequenceClassification)
 from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
 from peft import LoraConfig, get_peft_model
 
@@ -133,6 +136,13 @@ t = load_file(os.path.join(d, "model.safetensors"))
 t["bert.embeddings.position_ids"] = torch.arange(24).unsqueeze(0)
 t["bert.embeddings.token_type_ids"] = torch.zeros(1, 24, dtype=torch.long)
 save_file(t, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+
+# A DistilBertForSequenceClassification (pre_classifier + classifier), transformers 5 style (no buffers).
+d = os.path.join(OUT, "distilbert-seqcls")
+shutil.rmtree(d, ignore_errors=True)
+torch.manual_seed(5)
+DistilBertForSequenceClassification(DistilBertConfig(vocab_size=32, dim=16, n_layers=1, n_heads=2, hidden_dim=24,
+                                                     max_position_embeddings=24, num_labels=3)).save_pretrained(d, safe_serialization=True)
 
 # MPNet's relative-position buckets as transformers computes them (32 buckets, max distance 128).
 rel = torch.arange(-600, 601)

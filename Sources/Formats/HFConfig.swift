@@ -134,7 +134,7 @@ public struct HFConfig: Codable, Equatable, Sendable {
             throw ConfigError.unreadable(path: path, reason: error.localizedDescription)
         }
         let config: HFConfig
-        do { config = try JSONDecoder().decode(HFConfig.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
+        do { config = try JSONDecoder().decode(HFConfig.self, from: withAliases(data)) } catch let DecodingError.keyNotFound(key, _) {
             throw ConfigError.invalid(path: path, reason: "missing field \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(_, ctx) {
             throw ConfigError.invalid(path: path, reason: "field \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\" has the wrong type")
@@ -143,6 +143,23 @@ public struct HFConfig: Codable, Equatable, Sendable {
         }
         try config.validate(path: path)
         return config
+    }
+
+    /// transformers' `attribute_map` names that some configuration classes write instead of the
+    /// common ones (DistilBERT: `dim`, `n_layers`, `n_heads`, `hidden_dim`).
+    static let aliases = [("hidden_size", "dim"), ("num_hidden_layers", "n_layers"), ("num_attention_heads", "n_heads"),
+                          ("intermediate_size", "hidden_dim")]
+
+    /// `data` with each missing common field copied from its alias when that is present; the
+    /// bytes unchanged otherwise (or when they are not a JSON object: decoding reports that).
+    static func withAliases(_ data: Data) -> Data {
+        guard var obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return data }
+        var changed = false
+        for (name, alias) in aliases where obj[name] == nil {
+            if let v = obj[alias] { obj[name] = v; changed = true }
+        }
+        guard changed, let out = try? JSONSerialization.data(withJSONObject: obj) else { return data }
+        return out
     }
 
     func validate(path: String) throws {
@@ -193,7 +210,7 @@ public struct HFConfig: Codable, Equatable, Sendable {
 
     /// A one-line summary, e.g. "bert (BertModel): 6 layers, hidden 384, 12 heads, FFN 1536, vocab 30522".
     public var summary: String {
-        "\(modelType ?? "?") (\((architectures ?? []).joined(separator: ", "))): \(numHiddenLayers) layers, hidden \(hiddenSize), \(numAttentionHeads) heads, FFN \(intermediateSize), vocab \(vocabSize), act \(hiddenAct ?? "?")"
+        "\(modelType ?? "?") (\((architectures ?? []).joined(separator: ", "))): \(numHiddenLayers) layers, hidden \(hiddenSize), \(numAttentionHeads) heads, FFN \(intermediateSize), vocab \(vocabSize), act \(hiddenAct ?? hiddenActivation ?? "?")"
     }
 }
 

@@ -89,6 +89,7 @@ final class FamilyTests: XCTestCase {
             ("xlm-roberta/seqcls", ["classifier.dense.weight": [16, 16], "classifier.dense.bias": [16], "classifier.out_proj.weight": [3, 16], "classifier.out_proj.bias": [3]]),
             ("modernbert/seqcls", ["head.dense.weight": [16, 16], "head.norm.weight": [16], "classifier.weight": [3, 16], "classifier.bias": [3]]),
             ("bert-seqcls", ["classifier.weight": [3, 16], "classifier.bias": [3], "pooler.dense.weight": [16, 16], "pooler.dense.bias": [16]]),
+            ("distilbert-seqcls", ["pre_classifier.weight": [16, 16], "pre_classifier.bias": [16], "classifier.weight": [3, 16], "classifier.bias": [3]]),
         ]
         for (dir, want) in heads {
             let model = try EncoderModel(directory: Self.dir(dir))
@@ -182,6 +183,36 @@ final class FamilyTests: XCTestCase {
             let e = try expected("modernbert")
             XCTAssertLessThan(maxDiff(model.hiddenStates(e.ids), e.base), 1e-4)
         }
+    }
+
+    /// Seeded config fuzzing (seed 13): 150 mutants per family, each with one to three fields
+    /// (the family's own among them) set to edge values (negative, zero, huge, wrong type, null);
+    /// each must be refused with an error or load and run a short sequence to finite outputs.
+    func testMutatedFamilyConfigsNeverCrash() throws {
+        var rng = SplitMix(seed: 13)
+        let values: [Any] = [-1, 0, 1, 2, 3, 7, 31, 32, 33, 1_000_000_000, Int64(1) << 40, 1e300, -0.5, 0.5, "gelu", "x", NSNull(), true, [1, 2], ["a": 1]]
+        var loaded = 0, refused = 0
+        for family in Self.families {
+            let text = try String(contentsOfFile: Self.dir(family) + "/config.json", encoding: .utf8)
+            let base = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            let keys = base.keys.sorted()
+            for _ in 0..<150 {
+                var obj = base
+                for _ in 0...Int(rng.next() % 3) {
+                    obj[keys[Int(rng.next() % UInt64(keys.count))]] = values[Int(rng.next() % UInt64(values.count))]
+                }
+                let mutated = String(decoding: try JSONSerialization.data(withJSONObject: obj), as: UTF8.self)
+                try withCopy(family, tensors: { $0 }, config: { _ in mutated }) { dir in
+                    do {
+                        let model = try EncoderModel(directory: dir)
+                        let h = model.hiddenStates([[3, 4, 5]])
+                        XCTAssertTrue(h.values.allSatisfy(\.isFinite) || model.eps == 0, "\(family): \(mutated)")
+                        loaded += 1
+                    } catch { refused += 1 }
+                }
+            }
+        }
+        print("mutated family configs: \(loaded) loaded and ran, \(refused) refused")
     }
 
     /// all-mpnet-base-v2 sentence embeddings (mean pooling, L2 normalise; ids from the
