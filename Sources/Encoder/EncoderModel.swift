@@ -16,7 +16,7 @@ public final class EncoderModel: Sendable {
     /// for a bare encoder. Not used by the forward pass.
     public let headTensors: [String: Tensor]
     public let eps: Float
-    /// `hidden` zeros: the β of norms that have no bias (ModernBERT's `norm_bias: false`).
+    /// Zeros (hidden or embedding width, the wider): the β of norms that have no bias (ModernBERT's `norm_bias: false`).
     let zeroRow: Tensor
     /// Tensor-name prefixes per layer: linear paths by `Architecture.Linear.rawValue`, then
     /// the attention and output LayerNorms (built once; the forward pass looks them up).
@@ -55,7 +55,8 @@ public final class EncoderModel: Sendable {
         }
         try Self.checkFamily(config, arch, path: configPath)
         eps = Float(config.normEpsilon ?? (arch.structure == .preNormGeGLU ? 1e-5 : 1e-12))
-        zeroRow = try Tensor([Float](repeating: 0, count: config.hiddenSize), shape: Shape([config.hiddenSize]))
+        let widest = max(config.hiddenSize, config.embeddingSize ?? 0)
+        zeroRow = try Tensor([Float](repeating: 0, count: widest), shape: Shape([widest]))
         source = try WeightSource(path: directory)
         (weights, headTensors) = try Self.bind(source, config: config, arch: arch, name: directory)
         layerPaths = (0..<config.numHiddenLayers).map { l in
