@@ -5,6 +5,11 @@
 // / any target and for AVX2+FMA; the AVX-512 path runs the same algorithm over 16-float vectors
 // for head widths that are multiples of 16 (the 8-lane code, compiled for AVX-512, otherwise).
 // Chosen at run time (isa.c).
+//
+// An optional additive score bias (MPNet's relative-position bias, a sliding-window mask) is added
+// to each row of scores after scaling: row i's bias is `bias + i·bias_step`, L floats, so one
+// pointer serves a row-major L×L matrix (step L) or a bias that depends only on j − i (a vector of
+// 2L − 1 values indexed from its middle, step −1) without materialising L×L per head.
 #include "isa.h"
 #include "v8.h"
 #include <math.h>
@@ -33,6 +38,13 @@ INLINE v8 vexp_nonpositive(v8 x) {
 }
 
 INLINE int round8(int n) { return (n + 7) & ~7; }
+
+/// s[j] += b[j] for j < n (unaligned loads; the lanes past n are left alone: the softmax masks them).
+INLINE void add_bias(float *s, const float *b, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) store(s + j, load(s + j) + load(b + j));
+    for (; j < n; j++) s[j] += b[j];
+}
 
 size_t alloy_attention_scratch(int length, int head_dim) {
     size_t lp = (size_t)((length + 15) & ~15);  // rows padded to 16 for the AVX-512 path
@@ -172,15 +184,16 @@ INLINE void transpose_keys(const float *k, int L, int d, int stride, float *kt, 
 
 /// Any head width: plain loops (widths that are not multiples of 8).
 static void attention_scalar(const float *q, const float *k, const float *v, float *ctx, int L, int d,
-                             int stride, float scale, float *s) {
+                             int stride, float scale, const float *bias, ptrdiff_t bias_step, float *s) {
     for (int i = 0; i < L; i++) {
         const float *qi = q + (size_t)i * stride;
+        const float *bi = bias ? bias + (ptrdiff_t)i * bias_step : NULL;
         float mx = -INFINITY;
         for (int j = 0; j < L; j++) {
             const float *kj = k + (size_t)j * stride;
             float dot = 0;
             for (int c = 0; c < d; c++) dot += qi[c] * kj[c];
-            s[j] = dot * scale;
+            s[j] = dot * scale + (bi ? bi[j] : 0.0f);
             mx = s[j] > mx ? s[j] : mx;
         }
         float sum = 0;
@@ -196,9 +209,9 @@ static void attention_scalar(const float *q, const float *k, const float *v, flo
 }
 
 INLINE void attention_impl(const float *q, const float *k, const float *v, float *ctx, int L, int d,
-                           int stride, float scale, float *scratch) {
+                           int stride, float scale, const float *bias, ptrdiff_t bias_step, float *scratch) {
     if (L <= 0) return;
-    if (d % 8 != 0) { attention_scalar(q, k, v, ctx, L, d, stride, scale, scratch); return; }
+    if (d % 8 != 0) { attention_scalar(q, k, v, ctx, L, d, stride, scale, bias, bias_step, scratch); return; }
     int lp = round8(L);
     float *kt = scratch, *s0 = scratch + (size_t)lp * d, *s1 = s0 + lp;
     transpose_keys(k, L, d, stride, kt, lp);
@@ -207,6 +220,7 @@ INLINE void attention_impl(const float *q, const float *k, const float *v, float
         int i1 = i + 1 < L ? i + 1 : i;  // an odd last row is computed twice, written once more
         const float *q0 = q + (size_t)i * stride, *q1 = q + (size_t)i1 * stride;
         scores2(q0, q1, kt, lp, d, scale, s0, s1);
+        if (bias) { add_bias(s0, bias + (ptrdiff_t)i * bias_step, L); add_bias(s1, bias + (ptrdiff_t)i1 * bias_step, L); }
         float n0 = softmax_unnormalised(s0, L), n1 = softmax_unnormalised(s1, L);
         context2(s0, s1, n0, n1, v, L, d, stride, ctx + (size_t)i * stride, ctx + (size_t)i1 * stride);
     }
@@ -330,9 +344,9 @@ INLINE void context2_v16(const float *p0, const float *p1, float n0, float n1, c
 /// `attention_impl` over 16 lanes for head widths that are multiples of 16 (the keys are still
 /// transposed in 8×8 blocks, into rows padded to 16); other widths go to the 8-lane code.
 INLINE void attention_impl_v16(const float *q, const float *k, const float *v, float *ctx, int L, int d,
-                               int stride, float scale, float *scratch) {
+                               int stride, float scale, const float *bias, ptrdiff_t bias_step, float *scratch) {
     if (L <= 0) return;
-    if (d % 16 != 0) { attention_impl(q, k, v, ctx, L, d, stride, scale, scratch); return; }
+    if (d % 16 != 0) { attention_impl(q, k, v, ctx, L, d, stride, scale, bias, bias_step, scratch); return; }
     int lp = round16(L);
     float *kt = scratch, *s0 = scratch + (size_t)lp * d, *s1 = s0 + lp;
     transpose_keys(k, L, d, stride, kt, lp);
@@ -341,42 +355,44 @@ INLINE void attention_impl_v16(const float *q, const float *k, const float *v, f
         int i1 = i + 1 < L ? i + 1 : i;  // an odd last row is computed twice, written once more
         const float *q0 = q + (size_t)i * stride, *q1 = q + (size_t)i1 * stride;
         scores2_v16(q0, q1, kt, lp, d, scale, s0, s1);
+        if (bias) { add_bias(s0, bias + (ptrdiff_t)i * bias_step, L); add_bias(s1, bias + (ptrdiff_t)i1 * bias_step, L); }
         float n0 = softmax_unnormalised_v16(s0, L), n1 = softmax_unnormalised_v16(s1, L);
         context2_v16(s0, s1, n0, n1, v, L, d, stride, ctx + (size_t)i * stride, ctx + (size_t)i1 * stride);
     }
 }
 
+#define ATTENTION_PARAMS const float *q, const float *k, const float *v, float *ctx, int L, int d, int stride, \
+                         float scale, const float *bias, ptrdiff_t bias_step, float *scratch
+#define ATTENTION_ARGS q, k, v, ctx, L, d, stride, scale, bias, bias_step, scratch
+
 #if ALLOY_X86
 TARGET_AVX2
-static void attention_avx2(const float *q, const float *k, const float *v, float *ctx, int L, int d,
-                           int stride, float scale, float *scratch) {
-    attention_impl(q, k, v, ctx, L, d, stride, scale, scratch);
-}
+static void attention_avx2(ATTENTION_PARAMS) { attention_impl(ATTENTION_ARGS); }
 
 TARGET_AVX512
-static void attention_avx512(const float *q, const float *k, const float *v, float *ctx, int L, int d,
-                             int stride, float scale, float *scratch) {
-    attention_impl_v16(q, k, v, ctx, L, d, stride, scale, scratch);
-}
+static void attention_avx512(ATTENTION_PARAMS) { attention_impl_v16(ATTENTION_ARGS); }
 #endif
 
-static void attention_portable(const float *q, const float *k, const float *v, float *ctx, int L, int d,
-                               int stride, float scale, float *scratch) {
-    attention_impl(q, k, v, ctx, L, d, stride, scale, scratch);
+static void attention_portable(ATTENTION_PARAMS) { attention_impl(ATTENTION_ARGS); }
+
+void alloy_attention_head_bias_isa(const float *q, const float *k, const float *v, float *ctx, int L, int d,
+                                   int stride, float scale, const float *bias, ptrdiff_t bias_step, float *scratch,
+                                   int isa) {
+    switch (alloy_isa_clamp(isa)) {
+#if ALLOY_X86
+    case ALLOY_ISA_AVX512: attention_avx512(ATTENTION_ARGS); return;
+    case ALLOY_ISA_AVX2: attention_avx2(ATTENTION_ARGS); return;
+#endif
+    default: attention_portable(ATTENTION_ARGS);
+    }
 }
 
 void alloy_attention_head_isa(const float *q, const float *k, const float *v, float *ctx, int length, int head_dim,
                               int stride, float scale, float *scratch, int isa) {
-    switch (alloy_isa_clamp(isa)) {
-#if ALLOY_X86
-    case ALLOY_ISA_AVX512: attention_avx512(q, k, v, ctx, length, head_dim, stride, scale, scratch); return;
-    case ALLOY_ISA_AVX2: attention_avx2(q, k, v, ctx, length, head_dim, stride, scale, scratch); return;
-#endif
-    default: attention_portable(q, k, v, ctx, length, head_dim, stride, scale, scratch);
-    }
+    alloy_attention_head_bias_isa(q, k, v, ctx, length, head_dim, stride, scale, NULL, 0, scratch, isa);
 }
 
 void alloy_attention_head(const float *q, const float *k, const float *v, float *ctx, int length, int head_dim,
                           int stride, float scale, float *scratch) {
-    alloy_attention_head_isa(q, k, v, ctx, length, head_dim, stride, scale, scratch, alloy_kernels_isa());
+    alloy_attention_head_bias_isa(q, k, v, ctx, length, head_dim, stride, scale, NULL, 0, scratch, alloy_kernels_isa());
 }

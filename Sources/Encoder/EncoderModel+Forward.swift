@@ -18,6 +18,8 @@ extension EncoderModel {
     ///     (PEFT's `adapter_names`): sequences are grouped by adapter so each group's low-rank
     ///     update is two small GEMMs on its contiguous rows, inside one pass over the base GEMMs.
     /// - Complexity: O(T·(4h² + 2hf) + Σ Lₛ²·h) for T tokens in all.
+    /// - Note: the layers are the architecture's `structure` (post-norm BERT-like, or ModernBERT's
+    ///   pre-norm GeGLU layers in `EncoderModel+ModernBERT.swift`).
     public func hiddenStates(_ batch: [[Int32]], adapters: AdapterSet = AdapterSet(),
                              perSequence: [(adapter: LoRAAdapter, scale: Float)?]? = nil) -> HiddenStates {
         // API contract, not input: `SentenceEncoder.tokenize` truncates every text to `maxTokens`
@@ -33,7 +35,7 @@ extension EncoderModel {
         }
         var offsets = [0], T = 0
         for i in order { T += batch[i].count; offsets.append(T) }
-        let H = hidden, F = config.intermediateSize
+        let H = hidden
         guard T > 0 else { return HiddenStates(values: [], offsets: offsets, width: H) }
         var groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)] = []
         if let per = perSequence {
@@ -46,26 +48,11 @@ extension EncoderModel {
             }
         }
 
-        var x = [Float](repeating: 0, count: T * H)
-        embed(order.map { batch[$0] }, offsets: offsets, into: &x, adapters: adapters)
-        var q = [Float](repeating: 0, count: T * H), k = q, v = q, ctx = q, tmp = q
-        var inter = [Float](repeating: 0, count: T * F)
-        for l in 0..<layers {
-            linear(.query, layer: l, x, rows: T, into: &q, adapters, groups)
-            linear(.key, layer: l, x, rows: T, into: &k, adapters, groups)
-            linear(.value, layer: l, x, rows: T, into: &v, adapters, groups)
-            attention(q, k, v, offsets: offsets, into: &ctx)
-            x.withUnsafeBufferPointer { residual in
-                linear(.attentionOutput, layer: l, ctx, rows: T, into: &tmp, adapters, groups,
-                       then: .residualNorm(residual.nonEmptyBase, norm: layerPaths[l].attentionNorm))
-            }
-            swap(&x, &tmp)
-            linear(.intermediate, layer: l, x, rows: T, into: &inter, adapters, groups, then: .gelu)
-            x.withUnsafeBufferPointer { residual in
-                linear(.output, layer: l, inter, rows: T, into: &tmp, adapters, groups,
-                       then: .residualNorm(residual.nonEmptyBase, norm: layerPaths[l].outputNorm))
-            }
-            swap(&x, &tmp)
+        let seqs = order.map { batch[$0] }
+        var x: [Float]
+        switch architecture.structure {
+        case .postNorm: x = postNormLayers(seqs, offsets: offsets, adapters: adapters, groups: groups)
+        case .preNormGeGLU: x = preNormLayers(seqs, offsets: offsets, adapters: adapters, groups: groups)
         }
         // Restore the caller's order.
         guard perSequence != nil else { return HiddenStates(values: x, offsets: offsets, width: H) }
@@ -83,34 +70,88 @@ extension EncoderModel {
         return HiddenStates(values: out, offsets: outOffsets, width: H)
     }
 
+    typealias Groups = [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)]
+
+    /// BERT's post-norm layers (BERT, RoBERTa, DistilBERT, MPNet, ELECTRA) on the packed rows.
+    func postNormLayers(_ seqs: [[Int32]], offsets: [Int], adapters: AdapterSet, groups: Groups) -> [Float] {
+        let T = offsets.last ?? 0, H = hidden, F = config.intermediateSize
+        var x = [Float](repeating: 0, count: T * H)
+        embed(seqs, offsets: offsets, into: &x, adapters: adapters, groups: groups)
+        // MPNet: the relative-position bias, once per sequence, shared by every layer.
+        let bias = architecture.relativeAttentionBias.map { relativePositionBias(table: $0, offsets: offsets, adapters: adapters) }
+        var q = [Float](repeating: 0, count: T * H), k = q, v = q, ctx = q, tmp = q
+        var inter = [Float](repeating: 0, count: T * F)
+        for l in 0..<layers {
+            linear(.query, layer: l, x, rows: T, into: &q, adapters, groups)
+            linear(.key, layer: l, x, rows: T, into: &k, adapters, groups)
+            linear(.value, layer: l, x, rows: T, into: &v, adapters, groups)
+            attention(q, k, v, offsets: offsets, bias: bias, into: &ctx)
+            x.withUnsafeBufferPointer { residual in
+                linear(.attentionOutput, layer: l, ctx, rows: T, into: &tmp, adapters, groups,
+                       then: .residualNorm(residual.nonEmptyBase, norm: layerPaths[l].attentionNorm))
+            }
+            swap(&x, &tmp)
+            linear(.intermediate, layer: l, x, rows: T, into: &inter, adapters, groups, then: .gelu)
+            x.withUnsafeBufferPointer { residual in
+                linear(.output, layer: l, inter, rows: T, into: &tmp, adapters, groups,
+                       then: .residualNorm(residual.nonEmptyBase, norm: layerPaths[l].outputNorm))
+            }
+            swap(&x, &tmp)
+        }
+        return x
+    }
+
     func tensor(_ name: String, _ adapters: AdapterSet) -> UnsafePointer<Float> {
         // Names come from the architecture table that `bind` checked every weight against.
         (adapters.patched[name] ?? weights[name]!).rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self)
     }
 
-    func embed(_ seqs: [[Int32]], offsets: [Int], into x: inout [Float], adapters: AdapterSet) {
-        let H = hidden, a = architecture
+    /// A tensor that the architecture may lack (biases of ModernBERT's linear layers and norms).
+    func optionalTensor(_ name: String, _ adapters: AdapterSet) -> UnsafePointer<Float>? {
+        (adapters.patched[name] ?? weights[name]).map { $0.rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self) }
+    }
+
+    /// A norm's γ and β (zeros when the norm has no bias).
+    func normParameters(_ name: String, _ adapters: AdapterSet) -> (gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) {
+        (tensor(name + ".weight", adapters),
+         optionalTensor(name + ".bias", adapters) ?? zeroRow.rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self))
+    }
+
+    /// Word (+ position, + token type 0) embeddings, LayerNorm; ELECTRA's projection to the hidden
+    /// width when its embeddings are narrower.
+    func embed(_ seqs: [[Int32]], offsets: [Int], into x: inout [Float], adapters: AdapterSet, groups: Groups) {
+        let a = architecture, E = embeddingWidth, T = offsets.last ?? 0
         let word = tensor(a.wordEmbeddings + ".weight", adapters)
-        let pos = tensor(a.positionEmbeddings + ".weight", adapters)
+        let pos = a.positionEmbeddings.map { tensor($0 + ".weight", adapters) }
         let type = a.tokenTypeEmbeddings.map { tensor($0 + ".weight", adapters) }
         let vocab = config.vocabSize
-        x.withUnsafeMutableBufferPointer { xb in
-            let xp = xb.nonEmptyBase
+        var e = E == hidden ? [] : [Float](repeating: 0, count: T * E)
+        func fill(_ xp: UnsafeMutablePointer<Float>) {
             for (s, seq) in seqs.enumerated() {
                 for (j, id) in seq.enumerated() {
-                    let row = xp + (offsets[s] + j) * H
-                    let w = word + Int(min(max(id, 0), Int32(vocab - 1))) * H
-                    let p = pos + (j + a.positionOffset) * H
-                    for c in 0..<H { row[c] = w[c] + p[c] }
-                    if let type { for c in 0..<H { row[c] += type[c] } }
+                    let row = xp + (offsets[s] + j) * E
+                    let w = word + Int(min(max(id, 0), Int32(vocab - 1))) * E
+                    if let pos {
+                        let p = pos + (j + a.positionOffset) * E
+                        for c in 0..<E { row[c] = w[c] + p[c] }
+                    } else {
+                        for c in 0..<E { row[c] = w[c] }
+                    }
+                    if let type { for c in 0..<E { row[c] += type[c] } }
                 }
             }
-            let gamma = tensor(a.embeddingNorm + ".weight", adapters), beta = tensor(a.embeddingNorm + ".bias", adapters)
+            let (gamma, beta) = normParameters(a.embeddingNorm, adapters)
             let box = UnsafeSendableBox((xp, gamma, beta))
-            Parallel.forChunks(count: offsets.last ?? 0, minChunk: 64) { r in
+            Parallel.forChunks(count: T, minChunk: 64) { r in
                 let (xp, gamma, beta) = box.value
-                Kernels.layerNorm(xp + r.lowerBound * H, rows: r.count, width: H, gamma: gamma, beta: beta, eps: eps)
+                Kernels.layerNorm(xp + r.lowerBound * E, rows: r.count, width: E, gamma: gamma, beta: beta, eps: eps)
             }
+        }
+        if E == hidden {
+            x.withUnsafeMutableBufferPointer { fill($0.nonEmptyBase) }
+        } else if let projection = a.embeddingProjection {
+            e.withUnsafeMutableBufferPointer { fill($0.nonEmptyBase) }
+            linear(path: projection, e, rows: T, into: &x, adapters, groups)
         }
     }
 
@@ -120,6 +161,8 @@ extension EncoderModel {
         case gelu
         /// y = LayerNorm(y + residual) with the named norm's γ, β (BERT's Add & Norm).
         case residualNorm(UnsafePointer<Float>, norm: String)
+        /// y += residual (a pre-norm layer's residual connection).
+        case residual(UnsafePointer<Float>)
     }
 
     /// y = x Wᵀ + b plus every active LoRA update (all rows, then per-group rows), then the
@@ -127,23 +170,30 @@ extension EncoderModel {
     /// adapter set); blocks of rows (`rowBlocks`) go to the cores as they free up, and each core
     /// finishes its rows (LoRA, epilogue) while they are in its cache.
     func linear(_ which: Architecture.Linear, layer l: Int, _ x: [Float], rows T: Int, into y: inout [Float],
-                _ adapters: AdapterSet, _ groups: [(rows: Range<Int>, lora: LoRAAdapter, scale: Float)], then epilogue: Epilogue = .none) {
-        let path = layerPaths[l].linear[which.rawValue]
+                _ adapters: AdapterSet, _ groups: Groups, then epilogue: Epilogue = .none) {
+        linear(path: layerPaths[l].linear[which.rawValue], x, rows: T, into: &y, adapters, groups, then: epilogue)
+    }
+
+    /// `linear` for the layer at `path` (canonical name without `.weight`).
+    func linear(path: String, _ x: [Float], rows T: Int, into y: inout [Float],
+                _ adapters: AdapterSet, _ groups: Groups, then epilogue: Epilogue = .none) {
         let name = path + ".weight"
         let weight = adapters.patched[name].map { adapters.packed.weights(name, $0) } ?? packedBase(name)
         let (N, K) = (weight.n, weight.k)
-        let bias = tensor(path + ".bias", adapters)
+        let bias = optionalTensor(path + ".bias", adapters)
         let loras = adapters.loras.compactMap { l in l.adapter.layers[path].map { ($0, l.scale) } }
         let grouped = groups.compactMap { g in g.lora.layers[path].map { (g.rows, $0, g.scale) } }
         var norm: (residual: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>)?
-        if case .residualNorm(let r, let name) = epilogue { norm = (r, tensor(name + ".weight", adapters), tensor(name + ".bias", adapters)) }
+        if case .residualNorm(let r, let name) = epilogue { let (g, b) = normParameters(name, adapters); norm = (r, g, b) }
         let gelu = if case .gelu = epilogue { true } else { false }
+        var residual: UnsafePointer<Float>?
+        if case .residual(let r) = epilogue { residual = r }
         let blocks = Self.rowBlocks(T), eps = eps
         y.withUnsafeMutableBufferPointer { yb in
             x.withUnsafeBufferPointer { xb in
-                let box = UnsafeSendableBox((yb.nonEmptyBase, xb.nonEmptyBase, norm))
+                let box = UnsafeSendableBox((yb.nonEmptyBase, xb.nonEmptyBase, norm, residual))
                 Parallel.forEach(count: blocks.count) { b in
-                    let (yp, xp, norm) = box.value
+                    let (yp, xp, norm, residual) = box.value
                     let rows = blocks[b]
                     let yr = yp + rows.lowerBound * N
                     weight.linear(x: xp + rows.lowerBound * K, ldx: K, bias: bias, y: yr, ldy: N, m: rows.count)
@@ -153,6 +203,10 @@ extension EncoderModel {
                         if !part.isEmpty { applyLoRA(lw, scale: scale, x: xp, rows: part, k: K, y: yp, n: N) }
                     }
                     if gelu { Kernels.gelu(yr, count: rows.count * N) }
+                    if let residual {
+                        let r = residual + rows.lowerBound * N
+                        for i in 0..<(rows.count * N) { yr[i] += r[i] }
+                    }
                     if let (residual, gamma, beta) = norm {
                         Kernels.layerNorm(yr, rows: rows.count, width: N, residual: residual + rows.lowerBound * N,
                                           gamma: gamma, beta: beta, eps: eps)
@@ -193,7 +247,7 @@ extension EncoderModel {
 
     /// Scaled dot-product attention, one sequence (all its heads) per task on both cores
     /// (`Kernels.attentionHead`: no GEMM calls, no padding), longest sequences first.
-    func attention(_ q: [Float], _ k: [Float], _ v: [Float], offsets: [Int], into ctx: inout [Float]) {
+    func attention(_ q: [Float], _ k: [Float], _ v: [Float], offsets: [Int], bias: ScoreBias? = nil, into ctx: inout [Float]) {
         let H = hidden, nh = heads, d = H / nh
         let scale = 1 / Float(d).squareRoot()
         q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
@@ -208,8 +262,9 @@ extension EncoderModel {
                     let (qp, kp, vp, cp) = p.value
                     for h in 0..<nh {
                         let at = off * H + h * d
+                        // A bias of j − i: the middle of its 2L − 1 values, read backwards row by row.
                         Kernels.attentionHead(q: qp + at, k: kp + at, v: vp + at, context: cp + at, length: L, headDim: d,
-                                              stride: H, scale: scale)
+                                              stride: H, scale: scale, bias: bias?.middle(sequence: s, head: h, length: L), biasRowStep: -1)
                     }
                 }
             }

@@ -45,14 +45,19 @@ extension Kernels {
     /// ctxᵢ = Σⱼ softmaxⱼ(scale · qᵢ·kⱼ) vⱼ (Vaswani et al. 2017, https://arxiv.org/abs/1706.03762).
     /// Pointers address the head's first column of the sequence's first row; rows are `stride`
     /// floats apart. On the path `Kernels.isa` (or `isa`, lowered to what the CPU supports).
+    ///
+    /// `bias`, when given, is added to the scaled scores before the softmax: score (i, j) gets
+    /// `bias[i · biasRowStep + j]` — a row-major L×L matrix with `biasRowStep` = L, or a bias of
+    /// j − i only (MPNet's relative-position bias, Song et al. 2020, https://arxiv.org/abs/2004.09297;
+    /// a sliding window as −∞ outside it) as the middle of 2L − 1 values with `biasRowStep` = −1.
     public static func attentionHead(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                      context: UnsafeMutablePointer<Float>, length: Int, headDim: Int, stride: Int, scale: Float,
-                                     isa: ISA? = nil) {
+                                     bias: UnsafePointer<Float>? = nil, biasRowStep: Int = 0, isa: ISA? = nil) {
         guard length > 0 else { return }
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: alloy_attention_scratch(Int32(length), Int32(headDim)))
         defer { scratch.deallocate() }
-        alloy_attention_head_isa(q, k, v, context, Int32(length), Int32(headDim), Int32(stride), scale, scratch,
-                                 (isa ?? Kernels.isa).rawValue)
+        alloy_attention_head_bias_isa(q, k, v, context, Int32(length), Int32(headDim), Int32(stride), scale, bias, biasRowStep,
+                                      scratch, (isa ?? Kernels.isa).rawValue)
     }
 
     /// Whether the kernels run an AVX2+FMA (or AVX-512) path.

@@ -55,6 +55,15 @@ void alloy_attention_head(const float *q, const float *k, const float *v, float 
 void alloy_attention_head_isa(const float *q, const float *k, const float *v, float *ctx,
                               int length, int head_dim, int stride, float scale, float *scratch, int isa);
 
+/// `alloy_attention_head_isa` with an additive score bias: scores (i, j) become
+/// scale · q_i · k_j + bias[i·bias_step + j] before the softmax (MPNet's relative-position bias,
+/// Song et al. 2020; a sliding-window mask as −∞ outside the window, ModernBERT). Row-major L×L:
+/// bias_step = length; a bias of j − i only: 2·length − 1 values v[r + length − 1] for r = j − i,
+/// passed as `v + length − 1` with bias_step = −1. `bias` NULL: none (same as without).
+void alloy_attention_head_bias_isa(const float *q, const float *k, const float *v, float *ctx,
+                                   int length, int head_dim, int stride, float scale,
+                                   const float *bias, ptrdiff_t bias_step, float *scratch, int isa);
+
 /// Floats that `alloy_pack_weights` writes for an n×k weight: ⌈n/16⌉·16·k.
 size_t alloy_packed_size(int n, int k);
 
