@@ -7,14 +7,14 @@ import Tensors
 /// `sentence_bert_config.json` (256 for all-MiniLM-L6-v2, not tokenizer.json's 128).
 public final class SentenceEncoder: @unchecked Sendable {
     public let model: EncoderModel
-    public let tokenizer: WordPieceTokenizer
+    public let tokenizer: any TextTokenizer
     public let maxLength: Int
     public let normalize: Bool
     public let meanPooling: Bool
 
     public init(directory: String) throws {
         model = try EncoderModel(directory: directory)
-        tokenizer = try WordPieceTokenizer(path: (directory as NSString).appendingPathComponent("tokenizer.json"))
+        tokenizer = try TokenizerFile.load(path: (directory as NSString).appendingPathComponent("tokenizer.json"))
         let settings = try Settings(directory: directory, maxTokens: model.maxTokens)
         maxLength = settings.maxLength
         normalize = settings.normalize

@@ -1,0 +1,118 @@
+import Foundation
+import Formats
+
+/// The `tokenizers` library's normalizers used by BPE and Unigram models: `NFC`, `NFD`,
+/// `NFKC`, `NFKD`, `Lowercase` (per scalar, as Rust's `char::to_lowercase`), `Strip`,
+/// `Replace` (string or regex pattern), `Prepend`, `Precompiled` (SentencePiece charsmap)
+/// and `Sequence` of them. Anything else is refused by name.
+indirect enum TextNormalizer: Sendable {
+    case nfc, nfd, nfkc, nfkd, lowercase
+    case strip(left: Bool, right: Bool)
+    case replace(Replacement)
+    case prepend(String)
+    case precompiled(PrecompiledCharsmap)
+    case sequence([TextNormalizer])
+
+    /// `Replace`'s pattern: a literal (replaced left to right, non-overlapping) or a regex.
+    struct Replacement: @unchecked Sendable {  // NSRegularExpression is immutable once built.
+        let literal: [UInt8]?
+        let regex: NSRegularExpression?
+        let content: String
+    }
+
+    /// Reads `value` (the JSON at `field`); nil or null is no normalizer.
+    static func parse(_ value: JSONValue?, _ json: TokenizerJSON, field: String = "normalizer", depth: Int = 0) throws -> TextNormalizer? {
+        if TokenizerJSON.isNull(value) { return nil }
+        guard depth < 8, case .object? = value, let type = TokenizerJSON.string(value?["type"]) else {
+            throw json.error("\(field) must be an object with a \"type\"")
+        }
+        switch type {
+        case "NFC": return .nfc
+        case "NFD": return .nfd
+        case "NFKC": return .nfkc
+        case "NFKD": return .nfkd
+        case "Lowercase": return .lowercase
+        case "Strip":
+            return .strip(left: try json.bool(value, "strip_left", field, default: true), right: try json.bool(value, "strip_right", field, default: true))
+        case "Prepend":
+            guard let p = try json.string(value, "prepend", field) else { throw json.error("\(field).prepend must be a string") }
+            return .prepend(p)
+        case "Replace":
+            guard let content = try json.string(value, "content", field) else { throw json.error("\(field).content must be a string") }
+            let pattern = value?["pattern"]
+            if let s = TokenizerJSON.string(pattern?["String"]) {
+                guard !s.isEmpty else { throw json.error("\(field).pattern.String is empty") }
+                return .replace(Replacement(literal: Array(s.utf8), regex: nil, content: content))
+            }
+            if let r = TokenizerJSON.string(pattern?["Regex"]) {
+                guard r.utf8.count <= 4096, let re = try? NSRegularExpression(pattern: r) else {
+                    throw json.error("\(field).pattern.Regex \(r.debugDescription) is not a regular expression this reader supports")
+                }
+                return .replace(Replacement(literal: nil, regex: re, content: content))
+            }
+            throw json.error("\(field).pattern must be {\"String\": …} or {\"Regex\": …}")
+        case "Precompiled":
+            guard let blob = try json.string(value, "precompiled_charsmap", field) else {
+                throw json.error("\(field).precompiled_charsmap must be a base64 string")
+            }
+            do { return .precompiled(try PrecompiledCharsmap(base64: blob)) } catch {
+                throw json.error("\(field).precompiled_charsmap \(error)")
+            }
+        case "Sequence":
+            guard case .array(let list)? = value?["normalizers"] else { throw json.error("\(field).normalizers must be an array") }
+            return .sequence(try list.enumerated().compactMap { i, v in try parse(v, json, field: "\(field).normalizers[\(i)]", depth: depth + 1) })
+        default:
+            throw json.error("\(field) type \"\(type)\" is not supported (NFC, NFD, NFKC, NFKD, Lowercase, Strip, Replace, Prepend, Precompiled, Sequence are)")
+        }
+    }
+
+    func apply(_ text: String) -> String {
+        switch self {
+        case .nfc: return text.precomposedStringWithCanonicalMapping
+        case .nfd: return text.decomposedStringWithCanonicalMapping
+        case .nfkc: return text.precomposedStringWithCompatibilityMapping
+        case .nfkd: return text.decomposedStringWithCompatibilityMapping
+        case .lowercase:
+            if text.utf8.allSatisfy({ $0 < 0x80 }) { return text.lowercased() }
+            var out = String.UnicodeScalarView()
+            for s in text.unicodeScalars { out.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars) }
+            return String(out)
+        case let .strip(left, right):
+            var scalars = Substring(text).unicodeScalars[...]
+            if left { while let f = scalars.first, f.properties.isWhitespace { scalars.removeFirst() } }
+            if right { while let l = scalars.last, l.properties.isWhitespace { scalars.removeLast() } }
+            return String(String.UnicodeScalarView(scalars))
+        case .replace(let r): return r.apply(text)
+        case .prepend(let p): return text.isEmpty ? text : p + text
+        case .precompiled(let c): return c.apply(text)
+        case .sequence(let list): return list.reduce(text) { $1.apply($0) }
+        }
+    }
+}
+
+extension TextNormalizer.Replacement {
+    func apply(_ text: String) -> String {
+        if let regex {
+            let ns = text as NSString
+            let template = NSRegularExpression.escapedTemplate(for: content)
+            return regex.stringByReplacingMatches(in: text, range: NSRange(location: 0, length: ns.length), withTemplate: template)
+        }
+        guard let pat = literal else { return text }
+        let bytes = Array(text.utf8)
+        guard bytes.count >= pat.count else { return text }
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        let rep = Array(content.utf8)
+        while i < bytes.count {
+            if bytes[i] == pat[0], i + pat.count <= bytes.count, bytes[i..<(i + pat.count)].elementsEqual(pat) {
+                out.append(contentsOf: rep)
+                i += pat.count
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
