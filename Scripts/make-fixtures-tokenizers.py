@@ -22,6 +22,12 @@ Writes Tests/EncoderTests/Fixtures/tokenizers/:
   xlmr5_unigram.json         the same vocabulary as transformers 5's XLMRobertaTokenizer lays it out:
                              a Precompiled normalizer alone (a 5-rule custom charsmap, to stay small),
                              pre-tokenizer Sequence[WhitespaceSplit, Metaspace].
+  llama_bpe.json             a sentencepiece BPE model (vocab 1500, identity normalization, byte_fallback)
+                             in Llama-2's layout: BPE with unk <unk>, fuse_unk, byte_fallback (<0xNN>
+                             pieces), normalizer Sequence[Prepend("▁"), Replace(" " → "▁")], no
+                             pre-tokenizer, TemplateProcessing "<s> $A" (bos only).
+  mistral_bpe.json           the same model in the later Metaspace layout: no normalizer,
+                             Metaspace(prepend_scheme "first", split false), "<s> $A </s>".
   expected.jsonl             per tokenizer file (and "mpnet" for .assets/mpnet/tokenizer.json when
                              present): {"tokenizer", "max_length" (null: untruncated), "ids": [[...]...]}
                              = tokenizers' Tokenizer.from_file(...).encode(text).ids per corpus line.
@@ -176,8 +182,27 @@ custom = train_spm(os.path.join(tmp, "custom"), 90, {"normalization_rule_tsv": r
 proto.normalizer_spec.precompiled_charsmap = custom.normalizer_spec.precompiled_charsmap
 write("xlmr5_unigram.json", xlmr_layout(proto, v5=True))
 
-# 4. Expected ids.
-files = ["roberta_bpe.json", "modernbert_bpe.json", "gpt2_bpe.json", "xlmr_unigram.json", "xlmr5_unigram.json"]
+# 4. SentencePiece BPE with byte fallback (Llama / Mistral layouts).
+from transformers.convert_slow_tokenizer import SentencePieceExtractor
+spm.SentencePieceTrainer.train(input=train_path, model_prefix=os.path.join(tmp, "spbpe"), model_type="bpe", vocab_size=1500,
+                               character_coverage=0.98, byte_fallback=True, normalization_rule_name="identity",
+                               add_dummy_prefix=True, num_threads=1, minloglevel=2)
+ext = SentencePieceExtractor(os.path.join(tmp, "spbpe.model")).extract(models.BPE)
+def sp_bpe(mistral):
+    tok = Tokenizer(models.BPE(vocab=ext["vocab"], merges=ext["merges"], unk_token="<unk>", fuse_unk=True, byte_fallback=True, dropout=None))
+    tok.add_special_tokens(["<unk>", "<s>", "</s>"])
+    if mistral:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 1), ("</s>", 2)])
+    else:
+        tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    return json.loads(tok.to_str())
+write("llama_bpe.json", sp_bpe(False))
+write("mistral_bpe.json", sp_bpe(True))
+
+# 5. Expected ids.
+files = ["roberta_bpe.json", "modernbert_bpe.json", "gpt2_bpe.json", "xlmr_unigram.json", "xlmr5_unigram.json", "llama_bpe.json", "mistral_bpe.json"]
 mpnet = os.path.join(ROOT, ".assets", "mpnet", "tokenizer.json")
 with open(os.path.join(OUT, "expected.jsonl"), "w", encoding="utf-8") as f:
     for name in files + (["mpnet"] if os.path.exists(mpnet) else []):
@@ -191,7 +216,7 @@ with open(os.path.join(OUT, "expected.jsonl"), "w", encoding="utf-8") as f:
             ids = [tok.encode(l).ids for l in lines]
             f.write(json.dumps({"tokenizer": name, "max_length": max_length, "ids": ids}, separators=(",", ":")) + "\n")
 
-# 5. Fuzz seeds: tiny versions of both families.
+# 6. Fuzz seeds: tiny versions of both families.
 small = Tokenizer(models.BPE())
 small.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
 small.train_from_iterator(lines[:40], trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "<pad>", "</s>"], show_progress=False))

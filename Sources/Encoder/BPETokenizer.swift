@@ -13,8 +13,10 @@ public struct BPETokenizer: TextTokenizer {
     /// The model's vocabulary with the added tokens.
     public let vocab: [String: Int32]
     public let padId: Int32
-    /// `model.vocab` alone (what the BPE model looks pieces up in).
-    let modelVocab: [String: Int32]
+    /// `model.vocab` alone, keyed by UTF-8 bytes (what the BPE model looks pieces up in;
+    /// byte-exact as in `tokenizers`, where Swift `String` keys would merge canonically
+    /// equivalent tokens).
+    let modelVocab: [[UInt8]: Int32]
     let merges: [UInt64: Merge]
     let unkId: Int32?
     let fuseUnk: Bool
@@ -38,8 +40,10 @@ public struct BPETokenizer: TextTokenizer {
         if !TokenizerJSON.isNull(model["dropout"]) {
             throw json.error("model.dropout is set; BPE dropout is random and has no reproducible ids (it must be null)")
         }
-        let modelVocab = try json.vocabObject()
-        var vocab = modelVocab
+        let pairs = try json.vocabPairs()
+        var modelVocab = [[UInt8]: Int32](minimumCapacity: pairs.count)
+        var vocab = [String: Int32](minimumCapacity: pairs.count)
+        for (k, v) in pairs { modelVocab[Array(k.utf8)] = v; vocab[k] = v }
         self.modelVocab = modelVocab
         let normalizer = try TextNormalizer.parse(json.root["normalizer"], json)
         let added = try json.addedTokens { normalizer?.apply($0) ?? $0 }
@@ -54,7 +58,7 @@ public struct BPETokenizer: TextTokenizer {
         prefix = try json.string(model, "continuing_subword_prefix", "model").flatMap { $0.isEmpty ? nil : $0 }
         suffix = try json.string(model, "end_of_word_suffix", "model").flatMap { $0.isEmpty ? nil : $0 }
         if let unk = try json.string(model, "unk_token", "model") {
-            guard let id = modelVocab[unk] else { throw json.error("model.unk_token \(unk.debugDescription) is not in model.vocab") }
+            guard let id = modelVocab[Array(unk.utf8)] else { throw json.error("model.unk_token \(unk.debugDescription) is not in model.vocab") }
             unkId = id
         } else {
             unkId = nil
@@ -72,7 +76,7 @@ public struct BPETokenizer: TextTokenizer {
             throw json.error("model.merges has \(rawMerges.count) entries; at most \(TokenizerFile.maxMerges) are allowed")
         }
         var merges = [UInt64: Merge](minimumCapacity: rawMerges.count)
-        let prefixLength = prefix?.count ?? 0
+        let prefixBytes = Array((prefix ?? "").utf8)
         for (rank, m) in rawMerges.enumerated() {
             let a: String, b: String
             switch m {
@@ -87,19 +91,22 @@ public struct BPETokenizer: TextTokenizer {
                 a = x; b = y
             default: throw json.error("model.merges[\(rank)] is neither \"a b\" nor [a, b]")
             }
-            guard let ia = modelVocab[a], let ib = modelVocab[b] else { throw json.error("model.merges[\(rank)] uses a token missing from model.vocab") }
-            let merged = a + String(b.dropFirst(b.hasPrefix(prefix ?? "\u{0}") ? prefixLength : 0))
-            guard let id = modelVocab[merged] else { throw json.error("model.merges[\(rank)] makes \(merged.debugDescription), missing from model.vocab") }
+            let ab = Array(a.utf8), bb = Array(b.utf8)
+            guard let ia = modelVocab[ab], let ib = modelVocab[bb] else { throw json.error("model.merges[\(rank)] uses a token missing from model.vocab") }
+            let merged = ab + (!prefixBytes.isEmpty && bb.starts(with: prefixBytes) ? bb.dropFirst(prefixBytes.count) : bb[...])
+            guard let id = modelVocab[merged] else {
+                throw json.error("model.merges[\(rank)] makes \(String(decoding: merged, as: UTF8.self).debugDescription), missing from model.vocab")
+            }
             merges[UInt64(UInt32(bitPattern: ia)) << 32 | UInt64(UInt32(bitPattern: ib))] = Merge(rank: Int32(rank), id: id)
         }
         self.merges = merges
         var scalarIds = [UInt32: Int32]()
-        for (k, v) in modelVocab where k.unicodeScalars.count == 1 {
+        for (k, v) in pairs where k.unicodeScalars.count == 1 {
             if let s = k.unicodeScalars.first { scalarIds[s.value] = v }
         }
         self.scalarIds = scalarIds
         if byteFallback {
-            let ids = (0..<256).map { modelVocab[String(format: "<0x%02X>", $0)] ?? -1 }
+            let ids = (0..<256).map { modelVocab[Array(String(format: "<0x%02X>", $0).utf8)] ?? -1 }
             byteFallbackIds = ids
         } else {
             byteFallbackIds = nil
@@ -112,7 +119,7 @@ public struct BPETokenizer: TextTokenizer {
 
     /// The `BPE` model on one pre-tokenized word.
     func tokenize(_ word: String, into out: inout [Int32]) {
-        if ignoreMerges, let id = modelVocab[word] { out.append(id); return }
+        if ignoreMerges, let id = modelVocab[Array(word.utf8)] { out.append(id); return }
         let scalars = Array(word.unicodeScalars)
         var symbols: [Int32] = []
         symbols.reserveCapacity(scalars.count)
@@ -127,7 +134,7 @@ public struct BPETokenizer: TextTokenizer {
                 var p = String(s)
                 if !first, let prefix { p = prefix + p }
                 if last, let suffix { p += suffix }
-                id = modelVocab[p]
+                id = modelVocab[Array(p.utf8)]
                 piece = p
             }
             if let id {

@@ -45,14 +45,19 @@ struct TokenizerJSON {
     let model: JSONValue
 
     init(path: String) throws {
-        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), let data = FileManager.default.contents(atPath: path) else {
-            throw EncoderError.missingFile(path: path, hint: "the model directory needs a tokenizer.json (Hugging Face tokenizers format)")
+        let missing = EncoderError.missingFile(path: path, hint: "the model directory needs a tokenizer.json (Hugging Face tokenizers format)")
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else { throw missing }
+        // Checked before reading, and again after (the file may grow in between).
+        let size = (attrs[.size] as? NSNumber)?.intValue ?? 0
+        let tooLarge = { (n: Int) in EncoderError.unsupportedTokenizer(path: path, reason: "\(n) bytes; more than the \(TokenizerFile.maxFileBytes >> 20) MiB a tokenizer.json may have") }
+        guard size <= TokenizerFile.maxFileBytes else { throw tooLarge(size) }
+        guard let data = FileManager.default.contents(atPath: path) else { throw missing }
+        guard data.count <= TokenizerFile.maxFileBytes else { throw tooLarge(data.count) }
+        let root: JSONValue
+        do { root = try data.withUnsafeBytes { try TokenizerJSONParser.parse($0, maxDepth: 32) } } catch {
+            throw EncoderError.unsupportedTokenizer(path: path, reason: "not valid JSON (\(error))")
         }
-        let size = (attrs[.size] as? NSNumber)?.intValue ?? data.count
-        guard size <= TokenizerFile.maxFileBytes, data.count <= TokenizerFile.maxFileBytes else {
-            throw EncoderError.unsupportedTokenizer(path: path, reason: "\(data.count) bytes; more than the \(TokenizerFile.maxFileBytes >> 20) MiB a tokenizer.json may have")
-        }
-        guard let root = try? data.withUnsafeBytes({ try JSONValue.parse($0, maxDepth: 32) }), case .object? = root["model"] else {
+        guard case .object? = root["model"] else {
             throw EncoderError.unsupportedTokenizer(path: path, reason: "not a tokenizers JSON file (no \"model\" object)")
         }
         self.path = path
@@ -107,11 +112,12 @@ struct TokenizerJSON {
         return 0
     }
 
-    /// `model.vocab` as an object of token → id (WordPiece, BPE).
-    func vocabObject() throws -> [String: Int32] {
+    /// `model.vocab` as an object of token → id (WordPiece, BPE), in document order.
+    func vocabPairs() throws -> [(String, Int32)] {
         guard case .object(let raw)? = model["vocab"] else { throw error("model.vocab must be an object of token → id") }
         guard raw.count <= TokenizerFile.maxVocab else { throw error("model.vocab has \(raw.count) entries; at most \(TokenizerFile.maxVocab) are allowed") }
-        var vocab = [String: Int32](minimumCapacity: raw.count)
+        var pairs: [(String, Int32)] = []
+        pairs.reserveCapacity(raw.count)
         for (k, v) in raw {
             guard let i = Self.int(v), let id = Int32(exactly: i), id >= 0 else {
                 throw error("model.vocab entry \(k.debugDescription) has no non-negative integer id")
@@ -119,8 +125,16 @@ struct TokenizerJSON {
             guard k.utf8.count <= TokenizerFile.maxPieceBytes else {
                 throw error("model.vocab entry of \(k.utf8.count) bytes is longer than \(TokenizerFile.maxPieceBytes)")
             }
-            vocab[k] = id
+            pairs.append((k, id))
         }
+        return pairs
+    }
+
+    /// `model.vocab` keyed by `String` (canonically equivalent tokens collapse: the later wins).
+    func vocabObject() throws -> [String: Int32] {
+        let pairs = try vocabPairs()
+        var vocab = [String: Int32](minimumCapacity: pairs.count)
+        for (k, v) in pairs { vocab[k] = v }
         return vocab
     }
 

@@ -28,6 +28,8 @@ struct AddedTokens: Sendable {
         let tokens: [Token]
         let patterns: [[UInt8]]
         let byFirst: [[Int32]]
+        /// Whether any pattern starts with the byte (the scan's one test per byte).
+        let starts: [Bool]
 
         init(_ tokens: [Token], patterns: [String]) {
             var list: [Token] = [], pats: [[UInt8]] = []
@@ -38,6 +40,7 @@ struct AddedTokens: Sendable {
             self.tokens = list
             self.patterns = pats
             byFirst = by
+            starts = by.map { !$0.isEmpty }
         }
 
         var isEmpty: Bool { patterns.isEmpty }
@@ -58,8 +61,10 @@ struct AddedTokens: Sendable {
             if patterns.isEmpty { return false }
             var s = text
             return s.withUTF8 { buf in
-                for i in 0..<buf.count where !byFirst[Int(buf[i])].isEmpty && match(buf, at: i) != nil { return true }
-                return false
+                starts.withUnsafeBufferPointer { first in
+                    for i in 0..<buf.count where first[Int(buf[i])] && match(buf, at: i) != nil { return true }
+                    return false
+                }
             }
         }
 

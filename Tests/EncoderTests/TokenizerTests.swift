@@ -55,6 +55,8 @@ final class TokenizerFamilyTests: XCTestCase {
     func testRobertaByteLevelBPEMatchesTokenizers() throws { try check("roberta_bpe.json", path: Self.dir + "/roberta_bpe.json") }
     func testModernBERTStyleBPEMatchesTokenizers() throws { try check("modernbert_bpe.json", path: Self.dir + "/modernbert_bpe.json") }
     func testGPT2StyleBPEWithPrefixSpaceAndLowercaseMatchesTokenizers() throws { try check("gpt2_bpe.json", path: Self.dir + "/gpt2_bpe.json") }
+    func testLlamaStyleSentencePieceBPEWithByteFallbackMatchesTokenizers() throws { try check("llama_bpe.json", path: Self.dir + "/llama_bpe.json") }
+    func testMistralStyleMetaspaceFirstBPEMatchesTokenizers() throws { try check("mistral_bpe.json", path: Self.dir + "/mistral_bpe.json") }
     func testXLMRUnigramWithPrecompiledCharsmapMatchesTokenizers() throws { try check("xlmr_unigram.json", path: Self.dir + "/xlmr_unigram.json") }
     func testTransformers5XLMRLayoutMatchesTokenizers() throws { try check("xlmr5_unigram.json", path: Self.dir + "/xlmr5_unigram.json") }
 
@@ -174,7 +176,7 @@ final class TokenizerFamilyTests: XCTestCase {
     func testThroughputIsReported() throws {
         let texts = try Self.corpus()
         var paths = ["minilm (WordPiece)": Fixture.path("minilm_tokenizer.json")]
-        for n in ["roberta_bpe.json", "modernbert_bpe.json", "gpt2_bpe.json", "xlmr_unigram.json", "xlmr5_unigram.json"] { paths[n] = Self.dir + "/" + n }
+        for n in ["roberta_bpe.json", "modernbert_bpe.json", "gpt2_bpe.json", "xlmr_unigram.json", "xlmr5_unigram.json", "llama_bpe.json", "mistral_bpe.json"] { paths[n] = Self.dir + "/" + n }
         if FileManager.default.fileExists(atPath: Self.mpnet) { paths["mpnet (WordPiece)"] = Self.mpnet }
         for (name, path) in paths.sorted(by: { $0.key < $1.key }) {
             let tok = try TokenizerFile.load(path: path)
