@@ -12,7 +12,7 @@ Writes Tests/EncoderTests/Fixtures/tokenizers/:
   modernbert_bpe.json        the same vocabulary shaped like ModernBERT's: NFC normalizer, ByteLevel
                              (add_prefix_space=false), TemplateProcessing "[CLS] $A [SEP]",
                              ignore_merges, merges in the [a, b] array form.
-  gpt2_bpe.json              the same vocabulary with Sequence[NFKC, Lowercase], ByteLevel
+  gpt2_bpe.json              the same vocabulary with Sequence[NFKD, StripAccents, Lowercase], ByteLevel
                              (add_prefix_space=true) and no post-processor.
   xlmr_unigram.json          a sentencepiece unigram model (vocab 2000, nmt_nfkc) converted with
                              XLM-RoBERTa's converter layout (transformers' XLMRobertaConverter: specials
@@ -132,7 +132,7 @@ modern["post_processor"] = {"type": "TemplateProcessing",
 write("modernbert_bpe.json", modern)
 
 gpt2 = json.loads(json.dumps(base))
-gpt2["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Lowercase"}]}
+gpt2["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFKD"}, {"type": "StripAccents"}, {"type": "Lowercase"}]}
 gpt2["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
 gpt2["post_processor"] = None
 write("gpt2_bpe.json", gpt2)

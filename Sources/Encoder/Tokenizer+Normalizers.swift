@@ -2,11 +2,13 @@ import Foundation
 import Formats
 
 /// The `tokenizers` library's normalizers used by BPE and Unigram models: `NFC`, `NFD`,
-/// `NFKC`, `NFKD`, `Lowercase` (per scalar, as Rust's `char::to_lowercase`), `Strip`,
+/// `NFKC`, `NFKD`, `Lowercase` (per scalar, as Rust's `char::to_lowercase`), `StripAccents`
+/// (drops every General_Category=Mark scalar, as `unicode_normalization`'s
+/// `is_combining_mark`; meaningful after NFD/NFKD), `Strip`,
 /// `Replace` (string or regex pattern), `Prepend`, `Precompiled` (SentencePiece charsmap)
 /// and `Sequence` of them. Anything else is refused by name.
 indirect enum TextNormalizer: Sendable {
-    case nfc, nfd, nfkc, nfkd, lowercase
+    case nfc, nfd, nfkc, nfkd, lowercase, stripAccents
     case strip(left: Bool, right: Bool)
     case replace(Replacement)
     case prepend(String)
@@ -32,6 +34,7 @@ indirect enum TextNormalizer: Sendable {
         case "NFKC": return .nfkc
         case "NFKD": return .nfkd
         case "Lowercase": return .lowercase
+        case "StripAccents": return .stripAccents
         case "Strip":
             return .strip(left: try json.bool(value, "strip_left", field, default: true), right: try json.bool(value, "strip_right", field, default: true))
         case "Prepend":
@@ -62,7 +65,7 @@ indirect enum TextNormalizer: Sendable {
             guard case .array(let list)? = value?["normalizers"] else { throw json.error("\(field).normalizers must be an array") }
             return .sequence(try list.enumerated().compactMap { i, v in try parse(v, json, field: "\(field).normalizers[\(i)]", depth: depth + 1) })
         default:
-            throw json.error("\(field) type \"\(type)\" is not supported (NFC, NFD, NFKC, NFKD, Lowercase, Strip, Replace, Prepend, Precompiled, Sequence are)")
+            throw json.error("\(field) type \"\(type)\" is not supported (NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Replace, Prepend, Precompiled, Sequence are)")
         }
     }
 
@@ -76,6 +79,15 @@ indirect enum TextNormalizer: Sendable {
             if text.utf8.allSatisfy({ $0 < 0x80 }) { return text.lowercased() }
             var out = String.UnicodeScalarView()
             for s in text.unicodeScalars { out.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars) }
+            return String(out)
+        case .stripAccents:
+            var out = String.UnicodeScalarView()
+            for s in text.unicodeScalars {
+                switch s.properties.generalCategory {
+                case .nonspacingMark, .spacingMark, .enclosingMark: continue
+                default: out.append(s)
+                }
+            }
             return String(out)
         case let .strip(left, right):
             var scalars = Substring(text).unicodeScalars[...]
