@@ -5,7 +5,10 @@ import Formats
 /// `NFKC`, `NFKD`, `Lowercase` (per scalar, as Rust's `char::to_lowercase`), `StripAccents`
 /// (drops every General_Category=Mark scalar, as `unicode_normalization`'s
 /// `is_combining_mark`; meaningful after NFD/NFKD), `Strip`,
-/// `Replace` (string or regex pattern), `Prepend`, `Precompiled` (SentencePiece charsmap)
+/// `Replace` (a string pattern, or a regex of the form *one character or `\s`, optionally
+/// quantified by `+`, `{m}`, `{m,}` or `{m,n}`* — what SentencePiece conversions write, e.g.
+/// `" {2,}"`; general regexes are refused, so a hostile file cannot make encoding backtrack
+/// for ever), `Prepend`, `Precompiled` (SentencePiece charsmap)
 /// and `Sequence` of them. Anything else is refused by name.
 indirect enum TextNormalizer: Sendable {
     case nfc, nfd, nfkc, nfkd, lowercase, stripAccents
@@ -15,11 +18,56 @@ indirect enum TextNormalizer: Sendable {
     case precompiled(PrecompiledCharsmap)
     case sequence([TextNormalizer])
 
-    /// `Replace`'s pattern: a literal (replaced left to right, non-overlapping) or a regex.
-    struct Replacement: @unchecked Sendable {  // NSRegularExpression is immutable once built.
+    /// `Replace`'s pattern: a literal (replaced left to right, non-overlapping) or a run of
+    /// one character class repeated `min…max` times (greedy, leftmost, non-overlapping).
+    struct Replacement: Sendable {
         let literal: [UInt8]?
-        let regex: NSRegularExpression?
+        let run: Run?
         let content: String
+    }
+
+    struct Run: Sendable, Equatable {
+        /// nil: `\s` (White_Space).
+        var scalar: Unicode.Scalar?
+        var min: Int
+        var max: Int?
+
+        func matches(_ s: Unicode.Scalar) -> Bool { scalar.map { $0 == s } ?? s.properties.isWhitespace }
+
+        /// Parses the supported subset; nil for anything else.
+        init?(pattern: String) {
+            var scalars = Array(pattern.unicodeScalars)[...]
+            guard let first = scalars.popFirst() else { return nil }
+            if first == "\\" {
+                guard let e = scalars.popFirst() else { return nil }
+                switch e {
+                case "s": scalar = nil
+                case "t": scalar = "\t"
+                case "n": scalar = "\n"
+                case "r": scalar = "\r"
+                default:
+                    guard !e.properties.isAlphabetic && !("0"..."9").contains(e) else { return nil }
+                    scalar = e
+                }
+            } else {
+                guard !"()[]{}|.^$*+?".unicodeScalars.contains(first) else { return nil }
+                scalar = first
+            }
+            let rest = String(String.UnicodeScalarView(scalars))
+            switch rest {
+            case "": min = 1; max = 1
+            case "+": min = 1; max = nil
+            default:
+                guard rest.hasPrefix("{"), rest.hasSuffix("}") else { return nil }
+                let parts = rest.dropFirst().dropLast().split(separator: ",", omittingEmptySubsequences: false)
+                guard let lo = parts.first.flatMap({ Int($0) }), lo >= 1, lo <= 1 << 16 else { return nil }
+                min = lo
+                if parts.count == 1 { max = lo }
+                else if parts.count == 2 && parts[1].isEmpty { max = nil }
+                else if parts.count == 2, let hi = Int(parts[1]), hi >= lo, hi <= 1 << 16 { max = hi }
+                else { return nil }
+            }
+        }
     }
 
     /// Reads `value` (the JSON at `field`); nil or null is no normalizer.
@@ -45,13 +93,13 @@ indirect enum TextNormalizer: Sendable {
             let pattern = value?["pattern"]
             if let s = TokenizerJSON.string(pattern?["String"]) {
                 guard !s.isEmpty else { throw json.error("\(field).pattern.String is empty") }
-                return .replace(Replacement(literal: Array(s.utf8), regex: nil, content: content))
+                return .replace(Replacement(literal: Array(s.utf8), run: nil, content: content))
             }
             if let r = TokenizerJSON.string(pattern?["Regex"]) {
-                guard r.utf8.count <= 4096, let re = try? NSRegularExpression(pattern: r) else {
-                    throw json.error("\(field).pattern.Regex \(r.debugDescription) is not a regular expression this reader supports")
+                guard let run = Run(pattern: r) else {
+                    throw json.error("\(field).pattern.Regex \(r.debugDescription) is outside the supported subset (one character or \\s, optionally with +, {m}, {m,} or {m,n})")
                 }
-                return .replace(Replacement(literal: nil, regex: re, content: content))
+                return .replace(Replacement(literal: nil, run: run, content: content))
             }
             throw json.error("\(field).pattern must be {\"String\": …} or {\"Regex\": …}")
         case "Precompiled":
@@ -104,10 +152,23 @@ indirect enum TextNormalizer: Sendable {
 
 extension TextNormalizer.Replacement {
     func apply(_ text: String) -> String {
-        if let regex {
-            let ns = text as NSString
-            let template = NSRegularExpression.escapedTemplate(for: content)
-            return regex.stringByReplacingMatches(in: text, range: NSRange(location: 0, length: ns.length), withTemplate: template)
+        if let run {
+            let scalars = Array(text.unicodeScalars)
+            var out = String.UnicodeScalarView()
+            var i = 0
+            while i < scalars.count {
+                guard run.matches(scalars[i]) else { out.append(scalars[i]); i += 1; continue }
+                var j = i
+                while j < scalars.count && run.matches(scalars[j]) { j += 1 }
+                // The run i..<j: greedy chunks of at most `max`, each at least `min` long.
+                while j - i >= run.min {
+                    let take = run.max.map { Swift.min($0, j - i) } ?? (j - i)
+                    out.append(contentsOf: content.unicodeScalars)
+                    i += take
+                }
+                while i < j { out.append(scalars[i]); i += 1 }
+            }
+            return String(out)
         }
         guard let pat = literal else { return text }
         let bytes = Array(text.utf8)

@@ -119,6 +119,12 @@ final class TokenizerFamilyTests: XCTestCase {
             var list = n["normalizers"] as? [Any] ?? []
             list[1] = ["type": "NMT"]; n["normalizers"] = list; o["normalizer"] = n
         }
+        // A general regex could backtrack for ever on hostile text: only runs of one character are read.
+        try expectError(uni, ["normalizer.normalizers[2].pattern.Regex", "(a+)+$"]) { o in
+            var n = o["normalizer"] as? [String: Any] ?? [:]
+            var list = n["normalizers"] as? [Any] ?? []
+            list[2] = ["type": "Replace", "pattern": ["Regex": "(a+)+$"], "content": "x"]; n["normalizers"] = list; o["normalizer"] = n
+        }
         try expectError(bpe, ["pre_tokenizer", "Digits"]) { $0["pre_tokenizer"] = ["type": "Digits", "individual_digits": true] }
         try expectError(bpe, ["model.dropout"]) { o in
             var m = o["model"] as? [String: Any] ?? [:]; m["dropout"] = 0.1; o["model"] = m
