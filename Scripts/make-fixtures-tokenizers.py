@@ -31,8 +31,8 @@ Writes Tests/EncoderTests/Fixtures/tokenizers/:
   expected.jsonl             per tokenizer file (and "mpnet" for .assets/mpnet/tokenizer.json when
                              present): {"tokenizer", "max_length" (null: untruncated), "ids": [[...]...]}
                              = tokenizers' Tokenizer.from_file(...).encode(text).ids per corpus line.
-Also writes the fuzz seeds Tests/FuzzTests/Seeds/tokenizer_bpe/tokenizer.json and
-Tests/FuzzTests/Seeds/tokenizer_unigram/tokenizer.json (tiny: vocab ~300 BPE, ~90 unigram pieces with a 5-rule charsmap).
+Also writes the fuzz seeds Tests/FuzzTests/Seeds/tokenizer_bpe/tokenizer.json,
+Tests/FuzzTests/Seeds/tokenizer_unigram/tokenizer.json and tokenizer_spbpe/tokenizer.json (Mistral layout, byte_fallback) (tiny: vocab ~300 BPE, ~90 unigram pieces with a 5-rule charsmap).
 Run: HF_HUB_OFFLINE=1 .venv/bin/python Scripts/make-fixtures-tokenizers.py
 """
 import base64, json, os, random, tempfile
@@ -232,4 +232,14 @@ os.makedirs(os.path.join(SEEDS, "tokenizer_unigram"), exist_ok=True)
 with open(os.path.join(SEEDS, "tokenizer_unigram", "tokenizer.json"), "w", encoding="utf-8") as f:
     json.dump(tobj, f, ensure_ascii=False, indent=1)
 Tokenizer.from_file(os.path.join(SEEDS, "tokenizer_unigram", "tokenizer.json"))
+spm.SentencePieceTrainer.train(input=small_text, model_prefix=os.path.join(tmp, "tinybpe"), model_type="bpe", vocab_size=330,
+                               byte_fallback=True, normalization_rule_name="identity", num_threads=1, minloglevel=2)
+ext = SentencePieceExtractor(os.path.join(tmp, "tinybpe.model")).extract(models.BPE)
+tok = Tokenizer(models.BPE(vocab=ext["vocab"], merges=ext["merges"], unk_token="<unk>", fuse_unk=True, byte_fallback=True, dropout=None))
+tok.add_special_tokens(["<unk>", "<s>", "</s>"])
+tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 1), ("</s>", 2)])
+os.makedirs(os.path.join(SEEDS, "tokenizer_spbpe"), exist_ok=True)
+with open(os.path.join(SEEDS, "tokenizer_spbpe", "tokenizer.json"), "w", encoding="utf-8") as f:
+    json.dump(json.loads(tok.to_str()), f, ensure_ascii=False, indent=1)
 print("wrote", OUT)

@@ -83,6 +83,19 @@ final class TokenizerFamilyTests: XCTestCase {
         XCTAssertEqual(roberta.encode("hello world", maxLength: 3).count, 3)
     }
 
+    /// Canonically equivalent tokens are different tokens (the library compares bytes): ids
+    /// from `tokenizers` for this vocabulary are [2], [3] and [3, 2, 0].
+    func testCanonicallyEquivalentTokensStayDistinct() throws {
+        let path = try tempDir() + "/tokenizer.json"
+        let json = #"{"version":"1.0","added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,"#
+            + #""model":{"type":"BPE","dropout":null,"unk_token":null,"vocab":{"a":0,"\u0300":1,"\u00e0":2,"a\u0300":3},"merges":[["a","\u0300"]]}}"#
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        let tok = try TokenizerFile.load(path: path)
+        XCTAssertEqual(tok.encode("\u{E0}", maxLength: 8), [2])
+        XCTAssertEqual(tok.encode("a\u{300}", maxLength: 8), [3])
+        XCTAssertEqual(tok.encode("a\u{300}\u{E0}a", maxLength: 8), [3, 2, 0])
+    }
+
     // MARK: errors name the file and the field
 
     func tempDir() throws -> String {

@@ -149,9 +149,11 @@ enum FuzzTargets {
     }
 
     /// Every tokenizer family through the one loader: WordPiece (the tiny BERT's), byte-level
-    /// BPE and Unigram with a Precompiled charsmap (small seeds from make-fixtures-tokenizers.py).
+    /// BPE, SentencePiece BPE with byte fallback, and Unigram with a Precompiled charsmap (small
+    /// seeds from make-fixtures-tokenizers.py).
     static var tokenizer: FuzzTarget {
-        let seeds = [("tiny", "tokenizer/tokenizer.json"), ("bpe", "tokenizer_bpe/tokenizer.json"), ("unigram", "tokenizer_unigram/tokenizer.json")].map {
+        let seeds = [("tiny", "tokenizer/tokenizer.json"), ("bpe", "tokenizer_bpe/tokenizer.json"), ("unigram", "tokenizer_unigram/tokenizer.json"),
+                     ("spbpe", "tokenizer_spbpe/tokenizer.json")].map {
             FuzzInput(name: $0.0, files: [FuzzFixtures.file("tokenizer.json", FuzzFixtures.seeds($0.1), .json)])
         }
         return FuzzTarget(name: "tokenizer", seeds: seeds) { dir in
