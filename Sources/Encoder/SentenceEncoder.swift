@@ -8,7 +8,7 @@ import Tensors
 /// tokenizer.json's 128). A plain transformers folder gets mean pooling and no normalisation.
 public final class SentenceEncoder: @unchecked Sendable {
     public let model: EncoderModel
-    public let tokenizer: WordPieceTokenizer
+    public let tokenizer: any TextTokenizer
     public let maxLength: Int
     public let normalize: Bool
     public let pooling: Pooling
@@ -17,7 +17,7 @@ public final class SentenceEncoder: @unchecked Sendable {
 
     public init(directory: String) throws {
         model = try EncoderModel(directory: directory)
-        tokenizer = try WordPieceTokenizer(path: (directory as NSString).appendingPathComponent("tokenizer.json"))
+        tokenizer = try TokenizerFile.load(path: (directory as NSString).appendingPathComponent("tokenizer.json"))
         let settings = try Settings(directory: directory, maxTokens: model.maxTokens)
         maxLength = settings.maxLength
         normalize = settings.normalize

@@ -3,16 +3,20 @@ import Formats
 
 /// BERT's WordPiece tokenizer, read from a Hugging Face `tokenizer.json`.
 ///
-/// Reproduces the `tokenizers` library's pipeline: `BertNormalizer` (clean text, pad CJK
-/// ideographs with spaces, strip accents by NFD + dropping non-spacing marks, lowercase),
-/// `BertPreTokenizer` (split on whitespace, isolate punctuation), greedy longest-match-first
-/// `WordPiece` with the `##` continuation prefix, and `[CLS] … [SEP]` post-processing with
-/// truncation.
-public struct WordPieceTokenizer: Sendable {
+/// Reproduces the `tokenizers` library's pipeline: added tokens split out of the text
+/// (`AddedVocabulary`), `BertNormalizer` (clean text, pad CJK ideographs with spaces, strip
+/// accents by NFD + dropping non-spacing marks, lowercase), `BertPreTokenizer` (split on
+/// whitespace, isolate punctuation), greedy longest-match-first `WordPiece` with the `##`
+/// continuation prefix, and the post-processor's special tokens (`BertProcessing`
+/// `[CLS] … [SEP]`, `RobertaProcessing` `<s> … </s>` as all-mpnet-base-v2 has, or a
+/// `TemplateProcessing` single template) with truncation that keeps room for them.
+public struct WordPieceTokenizer: TextTokenizer {
     public let vocab: [String: Int32]
     public let unkId: Int32
-    public let clsId: Int32
-    public let sepId: Int32
+    /// The first special id before the text (`[CLS]`, `<s>`), -1 when there is none.
+    public var clsId: Int32 { special.prefix.first ?? -1 }
+    /// The last special id after the text (`[SEP]`, `</s>`), -1 when there is none.
+    public var sepId: Int32 { special.suffix.last ?? -1 }
     public let padId: Int32
     public let continuingPrefix: String
     public let maxInputCharsPerWord: Int
@@ -20,6 +24,8 @@ public struct WordPieceTokenizer: Sendable {
     public let stripAccents: Bool
     public let cleanText: Bool
     public let handleChineseChars: Bool
+    let special: SpecialTokens
+    let added: AddedTokens
     /// Per ASCII byte, what the normalizer does with it (derived from the general rules, so
     /// the ASCII fast path cannot disagree with them): `drop`, `space`, or the byte to keep.
     let asciiNormalized: [UInt16]
@@ -27,34 +33,26 @@ public struct WordPieceTokenizer: Sendable {
 
     /// Loads `tokenizer.json`; errors name the file and what is unsupported.
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw EncoderError.missingFile(path: path, hint: "the model directory needs a tokenizer.json (Hugging Face tokenizers format)")
+        let json = try TokenizerJSON(path: path)
+        guard json.modelType == "WordPiece" else {
+            throw json.error("model type \(json.modelType); only WordPiece is supported here (TokenizerFile.load reads BPE and Unigram too)")
         }
-        guard let root = try? data.withUnsafeBytes({ try JSONValue.parse($0) }), case .object(let model)? = root["model"] else {
-            throw EncoderError.unsupportedTokenizer(path: path, reason: "not a tokenizers JSON file")
-        }
-        func member(_ object: [(String, JSONValue)], _ key: String) -> JSONValue? { object.first { $0.0 == key }?.1 }
-        func string(_ v: JSONValue?) -> String? { if case .string(let s)? = v { return s }; return nil }
-        func bool(_ v: JSONValue?) -> Bool? { if case .bool(let b)? = v { return b }; return nil }
-        func int(_ v: JSONValue?) -> Int? { if case .integer(let i)? = v { return i }; return nil }
-        guard string(member(model, "type")) == "WordPiece", case .object(let rawVocab)? = member(model, "vocab") else {
-            throw EncoderError.unsupportedTokenizer(path: path, reason: "model type \(string(member(model, "type")) ?? "none"); only WordPiece is supported")
-        }
-        var vocab = [String: Int32](minimumCapacity: rawVocab.count)
-        for (k, v) in rawVocab {
-            guard let i = int(v), let id = Int32(exactly: i), id >= 0 else {
-                throw EncoderError.unsupportedTokenizer(path: path, reason: "vocabulary entry \(k) has no non-negative integer id")
-            }
-            vocab[k] = id
-        }
-        self.vocab = vocab
+        try self.init(path: path, json: json)
+    }
+
+    init(path: String, json: TokenizerJSON) throws {
+        let root = json.root, model = json.model
+        func string(_ v: JSONValue?) -> String? { TokenizerJSON.string(v) }
+        func bool(_ v: JSONValue?) -> Bool? { TokenizerJSON.bool(v) }
+        func int(_ v: JSONValue?) -> Int? { TokenizerJSON.int(v) }
+        var vocab = try json.vocabObject()
         func id(_ token: String) throws -> Int32 {
             guard let i = vocab[token] else { throw EncoderError.unsupportedTokenizer(path: path, reason: "vocabulary lacks \(token)") }
             return i
         }
-        unkId = try id(string(member(model, "unk_token")) ?? "[UNK]")
-        continuingPrefix = string(member(model, "continuing_subword_prefix")) ?? "##"
-        maxInputCharsPerWord = int(member(model, "max_input_chars_per_word")) ?? 100
+        unkId = try id(string(model["unk_token"]) ?? "[UNK]")
+        continuingPrefix = string(model["continuing_subword_prefix"]) ?? "##"
+        maxInputCharsPerWord = int(model["max_input_chars_per_word"]) ?? 100
         // WordPiece is quadratic in a word's length; real tokenizers use 100.
         guard maxInputCharsPerWord >= 0, maxInputCharsPerWord <= 10_000 else {
             throw EncoderError.unsupportedTokenizer(path: path, reason: "max_input_chars_per_word = \(maxInputCharsPerWord) is outside 0…10000")
@@ -79,24 +77,69 @@ public struct WordPieceTokenizer: Sendable {
             guard lowercase, let lower = s.properties.lowercaseMapping.unicodeScalars.first else { return UInt16(b) }
             return UInt16(truncatingIfNeeded: lower.value)
         }
-        clsId = try id("[CLS]")
-        sepId = try id("[SEP]")
-        padId = vocab["[PAD]"] ?? 0
+        if root["post_processor"] == nil {
+            // Hand-written files without the key (tokenizers always writes it): BERT's markers.
+            special = SpecialTokens(prefix: [try id("[CLS]")], suffix: [try id("[SEP]")])
+        } else {
+            special = try SpecialTokens.parse(json)
+        }
+        padId = json.padId(vocab, ["[PAD]", "<pad>"])
+        // Added tokens; normalized ones are matched in normalized text.
+        let partial = Self.Normalizer(cleanText: cleanText, handleChineseChars: handleChineseChars, stripAccents: stripAccents,
+                                      lowercase: lowercase, asciiNormalized: asciiNormalized)
+        added = try json.addedTokens { String(partial.normalize($0)) }
+        for t in added.raw.tokens + added.normalized.tokens where vocab[t.content] == nil { vocab[t.content] = t.id }
+        self.vocab = vocab
     }
 
-    /// Token ids with `[CLS]` and `[SEP]`, truncated to `maxLength` in all (never fewer than
-    /// the two markers: a `maxLength` under 3, however negative, leaves no room for text).
+    /// Token ids with the post-processor's special tokens, the text truncated so that there
+    /// are `maxLength` ids in all (never fewer than the special tokens: a `maxLength` below
+    /// their count, however negative, leaves no room for text).
     public func encode(_ text: String, maxLength: Int = 512) -> [Int32] {
-        var ids: [Int32] = [clsId]
-        let budget = maxLength > 2 ? maxLength - 2 : 0
-        outer: for word in preTokenize(normalize(text)) {
-            for id in wordPiece(word) {
-                if ids.count - 1 >= budget { break outer }
-                ids.append(id)
+        var ids: [Int32] = special.prefix
+        let budget = special.budget(maxLength)
+        var count = 0
+        var fast: String.UnicodeScalarView? = nil
+        if !added.raw.occurs(in: text) {
+            let n = normalize(text)
+            if added.normalized.isEmpty || !added.normalized.occurs(in: String(n)) { fast = n }
+        }
+        if let fast {
+            outer: for word in preTokenize(fast) {
+                for id in wordPiece(word) {
+                    if count >= budget { break outer }
+                    ids.append(id); count += 1
+                }
+            }
+        } else {
+            outer: for seg in added.segments(text, normalize: { String(normalize($0)) }) {
+                switch seg {
+                case .token(let id):
+                    if count >= budget { break outer }
+                    ids.append(id); count += 1
+                case .text(let t, _):
+                    for word in preTokenize(t.unicodeScalars) {
+                        for id in wordPiece(word) {
+                            if count >= budget { break outer }
+                            ids.append(id); count += 1
+                        }
+                    }
+                }
             }
         }
-        ids.append(sepId)
+        ids.append(contentsOf: special.suffix)
         return ids
+    }
+
+    /// The normalizer's settings alone, to normalize added tokens' patterns during `init`.
+    struct Normalizer {
+        let cleanText: Bool, handleChineseChars: Bool, stripAccents: Bool, lowercase: Bool
+        let asciiNormalized: [UInt16]
+    }
+
+    func normalize(_ text: String) -> String.UnicodeScalarView {
+        Normalizer(cleanText: cleanText, handleChineseChars: handleChineseChars, stripAccents: stripAccents,
+                   lowercase: lowercase, asciiNormalized: asciiNormalized).normalize(text)
     }
 
     // MARK: normalizer
@@ -127,46 +170,6 @@ public struct WordPieceTokenizer: Sendable {
              .initialPunctuation, .finalPunctuation, .otherPunctuation: return true
         default: return false
         }
-    }
-
-    func normalize(_ text: String) -> String.UnicodeScalarView {
-        if text.utf8.allSatisfy({ $0 < 0x80 }) {
-            // ASCII: no CJK, nothing to decompose; one table lookup per byte.
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(text.utf8.count)
-            for b in text.utf8 {
-                let n = asciiNormalized[Int(b)]
-                if n != Self.drop { bytes.append(n == Self.space ? 0x20 : UInt8(n)) }
-            }
-            return String(decoding: bytes, as: UTF8.self).unicodeScalars
-        }
-        var out = String.UnicodeScalarView()
-        for s in text.unicodeScalars {
-            if cleanText {
-                if s.value == 0 || s.value == 0xFFFD || Self.isControl(s) { continue }
-                if Self.isWhitespace(s) { out.append(" "); continue }
-            }
-            if handleChineseChars && Self.isChinese(s.value) {
-                out.append(" "); out.append(s); out.append(" ")
-            } else {
-                out.append(s)
-            }
-        }
-        var text = String(out)
-        if stripAccents {
-            var kept = String.UnicodeScalarView()
-            for s in text.decomposedStringWithCanonicalMapping.unicodeScalars where s.properties.generalCategory != .nonspacingMark {
-                kept.append(s)
-            }
-            text = String(kept)
-        }
-        if lowercase {
-            // Per scalar, as Rust's char::to_lowercase (no context-sensitive final sigma).
-            var lowered = String.UnicodeScalarView()
-            for s in text.unicodeScalars { lowered.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars) }
-            return lowered
-        }
-        return text.unicodeScalars
     }
 
     // MARK: pre-tokenizer and WordPiece
@@ -206,5 +209,48 @@ public struct WordPieceTokenizer: Sendable {
             start = end
         }
         return ids
+    }
+}
+
+extension WordPieceTokenizer.Normalizer {
+    /// `BertNormalizer`.
+    func normalize(_ text: String) -> String.UnicodeScalarView {
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            // ASCII: no CJK, nothing to decompose; one table lookup per byte.
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(text.utf8.count)
+            for b in text.utf8 {
+                let n = asciiNormalized[Int(b)]
+                if n != WordPieceTokenizer.drop { bytes.append(n == WordPieceTokenizer.space ? 0x20 : UInt8(n)) }
+            }
+            return String(decoding: bytes, as: UTF8.self).unicodeScalars
+        }
+        var out = String.UnicodeScalarView()
+        for s in text.unicodeScalars {
+            if cleanText {
+                if s.value == 0 || s.value == 0xFFFD || WordPieceTokenizer.isControl(s) { continue }
+                if WordPieceTokenizer.isWhitespace(s) { out.append(" "); continue }
+            }
+            if handleChineseChars && WordPieceTokenizer.isChinese(s.value) {
+                out.append(" "); out.append(s); out.append(" ")
+            } else {
+                out.append(s)
+            }
+        }
+        var text = String(out)
+        if stripAccents {
+            var kept = String.UnicodeScalarView()
+            for s in text.decomposedStringWithCanonicalMapping.unicodeScalars where s.properties.generalCategory != .nonspacingMark {
+                kept.append(s)
+            }
+            text = String(kept)
+        }
+        if lowercase {
+            // Per scalar, as Rust's char::to_lowercase (no context-sensitive final sigma).
+            var lowered = String.UnicodeScalarView()
+            for s in text.unicodeScalars { lowered.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars) }
+            return lowered
+        }
+        return text.unicodeScalars
     }
 }

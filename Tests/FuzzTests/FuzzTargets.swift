@@ -200,12 +200,19 @@ enum FuzzTargets {
         }
     }
 
+    /// Every tokenizer family through the one loader: WordPiece (the tiny BERT's), byte-level
+    /// BPE, SentencePiece BPE with byte fallback, and Unigram with a Precompiled charsmap (small
+    /// seeds from make-fixtures-tokenizers.py).
     static var tokenizer: FuzzTarget {
-        let seed = FuzzInput(name: "tiny", files: [FuzzFixtures.file("tokenizer.json", FuzzFixtures.seeds("tokenizer/tokenizer.json"), .json)])
-        return FuzzTarget(name: "tokenizer", seeds: [seed]) { dir in
-            let t = try WordPieceTokenizer(path: p(dir, "tokenizer.json"))
+        let seeds = [("tiny", "tokenizer/tokenizer.json"), ("bpe", "tokenizer_bpe/tokenizer.json"), ("unigram", "tokenizer_unigram/tokenizer.json"),
+                     ("spbpe", "tokenizer_spbpe/tokenizer.json")].map {
+            FuzzInput(name: $0.0, files: [FuzzFixtures.file("tokenizer.json", FuzzFixtures.seeds($0.1), .json)])
+        }
+        return FuzzTarget(name: "tokenizer", seeds: seeds) { dir in
+            let t = try TokenizerFile.load(path: p(dir, "tokenizer.json"))
             for (text, limit) in [("The movie was unbelievable, fun!", 16), ("é 中文 hello\u{0}\t world", Int.min), ("a", -1), ("", 0),
-                                  ("playing played", 2), ("x", Int.max), (String(repeating: "un", count: 300), 3)] {
+                                  ("playing played", 2), ("x", Int.max), (String(repeating: "un", count: 300), 3),
+                                  ("<s> A\u{FB01}\u{3000}x </s> [CLS] 'll 😀", 64), (String(repeating: "ab", count: 5000), 8)] {
                 _ = t.encode(text, maxLength: limit)
             }
         }
