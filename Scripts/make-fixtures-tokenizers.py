@@ -14,8 +14,9 @@ Writes Tests/EncoderTests/Fixtures/tokenizers/:
                              ignore_merges, merges in the [a, b] array form.
   gpt2_bpe.json              the same vocabulary with Sequence[NFKD, StripAccents, Lowercase], ByteLevel
                              (add_prefix_space=true) and no post-processor.
-  xlmr_unigram.json          a sentencepiece unigram model (vocab 2000, nmt_nfkc) converted with
-                             XLM-RoBERTa's converter layout (transformers' XLMRobertaConverter: specials
+  xlmr_unigram.json          a sentencepiece unigram model (vocab 2000, nmt_nfkc) assembled with the
+                             tokenizers API in the layout transformers' XLMRobertaConverter/SpmConverter
+                             writes (the converter itself needs a slow tokenizer object): specials
                              <s> <pad> </s> <unk> first, <mask> last, unk_id 3; normalizer
                              Sequence[Precompiled, Strip(right), Replace(" {2,}" → "▁")]; Metaspace
                              always; TemplateProcessing "<s> $A </s>").
@@ -29,7 +30,8 @@ Writes Tests/EncoderTests/Fixtures/tokenizers/:
   mistral_bpe.json           the same model in the later Metaspace layout: no normalizer,
                              Metaspace(prepend_scheme "first", split false), "<s> $A </s>".
   expected.jsonl             per tokenizer file (and "mpnet" for .assets/mpnet/tokenizer.json when
-                             present): {"tokenizer", "max_length" (null: untruncated), "ids": [[...]...]}
+                             present), untruncated and truncated at 32:
+                             {"tokenizer", "max_length" (null: untruncated), "ids": [[...]...]}
                              = tokenizers' Tokenizer.from_file(...).encode(text).ids per corpus line.
 Also writes the fuzz seeds Tests/FuzzTests/Seeds/tokenizer_bpe/tokenizer.json,
 Tests/FuzzTests/Seeds/tokenizer_unigram/tokenizer.json and tokenizer_spbpe/tokenizer.json (Mistral layout, byte_fallback) (tiny: vocab ~300 BPE, ~90 unigram pieces with a 5-rule charsmap).
