@@ -5,6 +5,7 @@ import Foundation
 import Formats
 import Merging
 import Store
+import Tensors
 
 /// `--store DIR` (default `$ALLOY_STORE`, else `~/.alloy`).
 struct StoreOptions: ParsableArguments {
@@ -30,6 +31,9 @@ struct EncoderOptions: ParsableArguments {
     @Option(help: "Sequences per batch (≥ 1).")
     var batchSize = 32
 
+    @Option(help: "Arithmetic of the linear layers: f32, bf16 (AVX-512 BF16 where present) or int8 (dynamic quantisation, VNNI where present).")
+    var precision: Precision = .f32
+
     @OptionGroup var storeOptions: StoreOptions
 
     func validate() throws {
@@ -43,7 +47,10 @@ struct EncoderOptions: ParsableArguments {
 
     /// The base encoder and the adapters, loaded.
     func load() throws -> (Workshop, Workshop.LoadedAdapters) {
-        let shop = try Workshop(model: model, locator: storeOptions.locator)
+        if !precision.accelerated {
+            Console.note("alloy: this CPU lacks the instructions for --precision \(precision) (AVX-512 \(precision == .int8 ? "VNNI" : "BF16")); it runs a portable path, slower than f32")
+        }
+        let shop = try Workshop(model: model, locator: storeOptions.locator, precision: precision)
         return (shop, try shop.adapters(try adapters.map(adapterSpec)))
     }
 }
@@ -98,6 +105,7 @@ extension String {
 }
 
 extension EntryKind: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 extension ExportFormat: ExpressibleByArgument {}
 extension DeltaTools.SparsifyMethod: ExpressibleByArgument {}
 extension EvalProtocol: ExpressibleByArgument {}

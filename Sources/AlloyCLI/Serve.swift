@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensors
 import Serving
 import Store
 
@@ -27,6 +28,8 @@ struct Serve: ParsableCommand {
     var maxClientBatchSize = 32
     @Flag(help: "Adapters by store ref only: refuse paths on disk in requests (when the port is reachable by others).")
     var storeOnly = false
+    @Option(help: "Arithmetic of the linear layers: f32, bf16 or int8 (dynamic quantisation).")
+    var precision: Precision = .f32
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0…65535") }
@@ -47,6 +50,7 @@ struct Serve: ParsableCommand {
         o.maxAdapters = maxAdapters
         o.maxClientBatchSize = maxClientBatchSize
         o.allowPaths = !storeOnly
+        o.precision = precision
         AlloyServer.bootstrapLogging()
         try AlloyServer(options: o).runBlocking()
     }

@@ -57,13 +57,14 @@ public struct AdapterSet: Sendable {
 
 /// Packed forms of an `AdapterSet`'s patched weights, filled by forward passes (any thread).
 final class PackedCache: Sendable {
-    private let entries = Mutex<[String: PackedWeights]>([:])
+    private let entries = Mutex<[String: PackedLinear]>([:])
 
-    /// `w` is a patched linear weight (F32, out × in; `AdapterSet` checked its shape).
-    func weights(_ name: String, _ w: Tensor) -> PackedWeights {
+    /// `w` is a patched linear weight (F32, out × in; `AdapterSet` checked its shape), packed at
+    /// the model's `precision` (one model per set: the first packing is kept).
+    func weights(_ name: String, _ w: Tensor, precision: Precision) -> PackedLinear {
         entries.withLock { cache in
             if let p = cache[name] { return p }
-            let p = PackedWeights(w.rawBytes.bindMemory(to: Float.self).nonEmptyBase, n: w.shape.dims[0], k: w.shape.dims[1])
+            let p = PackedLinear(w.rawBytes.bindMemory(to: Float.self).nonEmptyBase, n: w.shape.dims[0], k: w.shape.dims[1], precision: precision)
             cache[name] = p
             return p
         }

@@ -178,7 +178,7 @@ extension EncoderModel {
     func linear(path: String, _ x: [Float], rows T: Int, into y: inout [Float],
                 _ adapters: AdapterSet, _ groups: Groups, then epilogue: Epilogue = .none) {
         let name = path + ".weight"
-        let weight = adapters.patched[name].map { adapters.packed.weights(name, $0) } ?? packedBase(name)
+        let weight = adapters.patched[name].map { adapters.packed.weights(name, $0, precision: precision) } ?? packedBase(name)
         let (N, K) = (weight.n, weight.k)
         let bias = optionalTensor(path + ".bias", adapters)
         let loras = adapters.loras.compactMap { l in l.adapter.layers[path].map { ($0, l.scale) } }

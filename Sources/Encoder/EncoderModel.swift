@@ -22,8 +22,10 @@ public final class EncoderModel: Sendable {
     /// the attention and output LayerNorms (built once; the forward pass looks them up).
     let layerPaths: [(linear: [String], attentionNorm: String, outputNorm: String)]
     private let source: WeightSource
-    /// Base linear weights packed for the forward pass, on first use.
-    private let packed = Mutex<[String: PackedWeights]>([:])
+    /// The arithmetic of the linear layers (`--precision`); the rest of the pass is f32.
+    public let precision: Precision
+    /// Base linear weights packed for the forward pass at `precision`, on first use.
+    private let packed = Mutex<[String: PackedLinear]>([:])
     private let cachedHash = Mutex<String?>(nil)
 
     public var hidden: Int { config.hiddenSize }
@@ -35,9 +37,11 @@ public final class EncoderModel: Sendable {
     /// The width of the embedding tables: ELECTRA's `embedding_size`, else `hidden_size`.
     public var embeddingWidth: Int { architecture.embeddingProjection == nil ? hidden : (config.embeddingSize ?? hidden) }
 
-    /// Loads `config.json` and the weights in `directory`, strictly.
-    public init(directory: String) throws {
+    /// Loads `config.json` and the weights in `directory`, strictly; linear layers run at
+    /// `precision`.
+    public init(directory: String, precision: Precision = .f32) throws {
         self.directory = directory
+        self.precision = precision
         let configPath = (directory as NSString).appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configPath) else {
             throw EncoderError.missingFile(path: configPath, hint: "a model directory needs config.json (Hugging Face format)")
@@ -65,13 +69,13 @@ public final class EncoderModel: Sendable {
         }
     }
 
-    /// The base weight `name` (a linear layer's n×k) packed for `PackedWeights.linear`; packed
-    /// once, on first use, and kept.
-    func packedBase(_ name: String) -> PackedWeights {
+    /// The base weight `name` (a linear layer's n×k) packed at `precision`; packed once, on
+    /// first use, and kept.
+    func packedBase(_ name: String) -> PackedLinear {
         packed.withLock { cache in
             if let p = cache[name] { return p }
             let dims = weights[name]?.shape.dims ?? []
-            let p = PackedWeights(weight(name), n: dims[0], k: dims[1])  // `weight` holds the invariant: a bound 2-D linear weight
+            let p = PackedLinear(weight(name), n: dims[0], k: dims[1], precision: precision)  // `weight` holds the invariant: a bound 2-D linear weight
             cache[name] = p
             return p
         }

@@ -15,8 +15,9 @@ public final class SentenceEncoder: @unchecked Sendable {
     /// sentence-transformers `Dense` modules, applied after pooling, in order.
     public let dense: [DenseLayer]
 
-    public init(directory: String) throws {
-        model = try EncoderModel(directory: directory)
+    /// Loads the folder; the encoder's linear layers run at `precision`.
+    public init(directory: String, precision: Precision = .f32) throws {
+        model = try EncoderModel(directory: directory, precision: precision)
         tokenizer = try TokenizerFile.load(path: (directory as NSString).appendingPathComponent("tokenizer.json"))
         let settings = try Settings(directory: directory, maxTokens: model.maxTokens)
         maxLength = settings.maxLength

@@ -54,7 +54,7 @@ struct TokenizerJSON {
         guard let data = FileManager.default.contents(atPath: path) else { throw missing }
         guard data.count <= TokenizerFile.maxFileBytes else { throw tooLarge(data.count) }
         let root: JSONValue
-        do { root = try data.withUnsafeBytes { try TokenizerJSONParser.parse($0, maxDepth: 32) } } catch {
+        do { root = try data.withUnsafeBytes { try JSONValue.parse($0, maxDepth: 32) } } catch {
             throw EncoderError.unsupportedTokenizer(path: path, reason: "not valid JSON (\(error))")
         }
         guard case .object? = root["model"] else {

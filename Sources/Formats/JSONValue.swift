@@ -160,7 +160,10 @@ struct JSONParser {
     mutating func object(depth: Int) throws -> JSONValue {
         pos += 1
         var members: [(String, JSONValue)] = []
-        var seen = Set<String>()
+        // Keys compare by their bytes, as serde_json compares them: Swift's String equality is
+        // canonical equivalence, under which "à" (U+00E0) and "a" + U+0300 — two tokens of a
+        // SentencePiece vocabulary — would be one key.
+        var seen = Set<[UInt8]>()
         skipWhitespace()
         if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return .object([]) }
         while true {
@@ -168,7 +171,7 @@ struct JSONParser {
             guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else { throw error("expected a string key") }
             let keyStart = pos
             let key = try string()
-            guard seen.insert(key).inserted else {
+            guard seen.insert(Array(key.utf8)).inserted else {
                 throw JSONParseError(offset: keyStart, reason: "duplicate key \"\(key)\"")
             }
             skipWhitespace()

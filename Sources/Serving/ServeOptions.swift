@@ -1,3 +1,5 @@
+import Tensors
+
 /// Settings of `alloy serve`.
 public struct ServeOptions: Sendable {
     /// Base model: an HF folder with tokenizer.json, or a base in the store.
@@ -21,6 +23,8 @@ public struct ServeOptions: Sendable {
     public var maxBodyBytes: Int = 4 << 20
     /// Whether an adapter id may be a path on disk (otherwise store refs only).
     public var allowPaths: Bool = true
+    /// Arithmetic of the encoder's linear layers.
+    public var precision: Precision = .f32
 
     public init(model: String) { self.model = model }
 }

@@ -20,6 +20,9 @@ final class JSONValueTests: XCTestCase {
         for text in bad {
             XCTAssertThrowsError(try JSONValue.parse(text), text)
         }
+        // Canonically equivalent but different bytes: two keys (serde_json's rule, and two tokens).
+        guard case .object(let m)? = try? JSONValue.parse("{\"\u{00E0}\": 1, \"a\u{0300}\": 2}") else { return XCTFail("canonically equivalent keys are distinct") }
+        XCTAssertEqual(m.count, 2)
         XCTAssertThrowsError(try JSONValue.parse(#"{"k":1,"k":1}"#)) { e in
             XCTAssertEqual((e as? JSONParseError)?.reason, "duplicate key \"k\"")
         }
