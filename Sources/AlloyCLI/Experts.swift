@@ -2,6 +2,7 @@ import ArgumentParser
 import Composition
 import Encoder
 import Foundation
+import Tensors
 
 struct Experts: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +20,9 @@ struct Experts: ParsableCommand {
     @Flag(help: "Evaluate every expert on its task's test split.")
     var eval = false
 
+    @Option(help: "Arithmetic of the encoder's linear layers for --eval: f32, bf16 or int8.")
+    var precision: Precision = .f32
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -34,7 +38,7 @@ struct Experts: ParsableCommand {
 
     func run() throws {
         let experts = try ShippedExpert.list(dir: dir)
-        let encoder = eval ? try SentenceEncoder(directory: model) : nil
+        let encoder = eval ? try SentenceEncoder(directory: model, precision: precision) : nil
         let stages = StageProgress()
         var rows: [(Row, card: Double?, alloy: Double?, ci: [Double])] = []
         for e in experts {
