@@ -246,6 +246,9 @@ def main():
     tools = []  # (name, whole-process command, in-process fn)
     if alloy != "-":
         tools.append(("alloy embed", [alloy, "embed", "--model", base, "--input", sentences], None))
+        if os.environ.get("ALLOY_PRECISIONS", "int8 bf16").strip():
+            for p in os.environ.get("ALLOY_PRECISIONS", "int8 bf16").split():   # reduced precision, whole process only
+                tools.append((f"alloy embed --precision {p}", [alloy, "embed", "--model", base, "--input", sentences, "--precision", p], None))
     tools.append((f"PyTorch {torch.__version__.split('+')[0]} eager (sdpa)", [sys.executable, me, "--worker", "torch", base, sentences, "-"], torch_fn))
     q8_label = "ORT {} dynamic int8" + (" (FFN out f32)" if "but-ffn-out" in q8 else " (QInt8/channel)")
     for label, path in [("ORT {} f32 (eager export)", f32), ("ORT {} f32 + transformers optimizer", opt), (q8_label, q8)]:
@@ -291,7 +294,7 @@ def main():
                 t = time.perf_counter()
                 fn(texts)
                 loop[name].append(time.perf_counter() - t)
-            elif alloy_bench:
+            elif alloy_bench and name == "alloy embed":
                 try:
                     _, _, out = whole_process([alloy_bench, "forward", base, sentences, "--reps", "1"], env, capture=True)
                 except RuntimeError as e:  # e.g. a model this build of Alloy does not support
@@ -324,6 +327,10 @@ def main():
         if name in emb and len(emb[name]) == len(texts):
             e = emb[name]
             row["min_cos_vs_torch"] = float(np.min(np.sum(e * ref, 1) / np.linalg.norm(e, axis=1)))
+        if name.startswith("alloy embed --precision") and "alloy embed" in emb and name in emb:
+            a, b = emb["alloy embed"], emb[name]
+            c = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+            row["min_cos_vs_alloy_f32"], row["mean_cos_vs_alloy_f32"] = float(np.min(c)), float(np.mean(c))
         if name == q8_name:
             row["min_cos_vs_ort_f32"] = float(np.min(np.sum(emb[q8_name] * emb[f32_name], 1)))
             row["mean_cos_vs_ort_f32"] = float(np.mean(np.sum(emb[q8_name] * emb[f32_name], 1)))
@@ -331,7 +338,9 @@ def main():
             row["min_cos_vs_sentence_transformers"] = st_cos
         if "optimizer" in name:
             row["fused"] = info.get("optimizer_fused", {})
-        if name == first and first == "alloy embed":
+        if name.startswith("alloy embed --precision"):
+            row["vs_alloy_whole_paired_median"] = paired(whole[first], whole[name])
+        elif name == first and first == "alloy embed":
             row["loop_note"] = alloy_loop_note or "no alloy-bench given: in-process loop not measured"
         elif first == "alloy embed":
             row["vs_alloy_whole_paired_median"] = paired(whole[first], whole[name])

@@ -24,7 +24,7 @@ else:  # runtime: runtime_peers.py's rows (an "error" row where a tool could not
             w = int(fmt.split(".")[0] or 0)
             return format(r[k], fmt) if r.get(k) is not None else "—".rjust(w)
         cos = r.get("min_cos_vs_torch")
-        mark = "" if cos is None or "int8" in r["tool"] else ("  ok" if cos >= 0.9999 else "  BELOW 0.9999")
+        mark = "" if cos is None or "int8" in r["tool"] or "bf16" in r["tool"] else ("  ok" if cos >= 0.9999 else "  BELOW 0.9999")
         print(f"{r['tool'][:42]:42} {f('whole_median_s', '8.2f')} {f('loop_median_s', '7.2f')} {f('loop_seq_per_s', '10.1f')} "
               f"{f('peak_rss_MiB', '8.0f')} {f('vs_alloy_whole_paired_median', '12.2f')} {f('vs_alloy_loop_paired_median', '11.2f')}   "
               f"{f('min_cos_vs_torch', '.6f')}{mark}")
@@ -49,3 +49,5 @@ else:  # runtime: runtime_peers.py's rows (an "error" row where a tool could not
             print(f"{r['tool']}: fused {r['fused']}")
         if "min_cos_vs_ort_f32" in r:
             print(f"{r['tool']}: cos vs ORT f32 min {r['min_cos_vs_ort_f32']:.5f}, mean {r['mean_cos_vs_ort_f32']:.5f}")
+        if "min_cos_vs_alloy_f32" in r:
+            print(f"{r['tool']}: cos vs alloy f32 min {r['min_cos_vs_alloy_f32']:.5f}, mean {r['mean_cos_vs_alloy_f32']:.5f}")

@@ -9,7 +9,7 @@ struct Import: ParsableCommand {
         abstract: "Import a base, a fine-tuned model (as a task vector), a PEFT LoRA folder, a diff-pruned expert or a .alloy file into the store.")
 
     @OptionGroup var storeOptions: StoreOptions
-    @Argument(help: "HF model folder or .safetensors, PEFT folder, expert folder (delta.alloy + head.safetensors), or .alloy file.")
+    @Argument(help: "HF model folder (safetensors, sharded, or pytorch_model.bin; a classifier keeps its head), .safetensors or .bin file, PEFT folder, expert folder (delta.alloy + head.safetensors), or .alloy file.")
     var source: String
     @Option(help: "Name of the entry.") var name: String
     @Option(help: "Base entry the delta belongs to.") var base: String?

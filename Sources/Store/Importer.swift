@@ -59,7 +59,8 @@ struct Importer {
     /// Runs its argument holding the store's exclusive lock.
     let exclusive: (() throws -> Void) throws -> Void
 
-    /// Imports `source` (an HF model directory or safetensors file, a fine-tuned model with
+    /// Imports `source` (an HF model directory or weight file — safetensors, sharded, or
+    /// `pytorch_model.bin` —, a fine-tuned model or classifier with
     /// `options.base`, a PEFT LoRA folder, a `.alloy` file, or an expert folder holding
     /// `delta.alloy` and `head.safetensors`) under `options.name`.
     func importSource(_ source: String, options: ImportOptions) throws -> ImportResult {
