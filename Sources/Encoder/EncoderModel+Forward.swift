@@ -270,21 +270,4 @@ extension EncoderModel {
             }
         } } }
     }
-
-    /// Mean of each sequence's hidden states (sentence-transformers' mean pooling), optionally
-    /// L2-normalised.
-    public func meanPool(_ h: HiddenStates, normalize: Bool) -> [[Float]] {
-        (0..<h.count).map { s in
-            let lo = h.offsets[s], hi = h.offsets[s + 1]
-            var m = [Float](repeating: 0, count: h.width)
-            for r in lo..<hi { for c in 0..<h.width { m[c] += h.values[r * h.width + c] } }
-            let n = Float(max(1, hi - lo))
-            for c in 0..<h.width { m[c] /= n }
-            if normalize {
-                let norm = max(1e-12, m.reduce(0) { $0 + $1 * $1 }.squareRoot())
-                for c in 0..<h.width { m[c] /= norm }
-            }
-            return m
-        }
-    }
 }

@@ -229,10 +229,20 @@ final class FamilyTests: XCTestCase {
         let want = try XCTUnwrap(obj["embeddings"] as? [[Double]])
         let model = try EncoderModel(directory: Self.mpnetAssets)
         XCTAssertEqual(model.architecture.name, "mpnet")
-        let got = model.meanPool(model.hiddenStates(ids), normalize: true)
+        let h = model.hiddenStates(ids)
+        let got = (0..<ids.count).map { Pooling.normalized(Pooling.mean.pool(h, sequence: $0)) }
         var worst = 1.0
         for (g, w) in zip(got, want) { worst = min(worst, zip(g, w).reduce(0.0) { $0 + Double($1.0) * $1.1 }) }
         print("all-mpnet-base-v2: min cosine to transformers over \(ids.count) sentences = \(worst)")
         XCTAssertGreaterThanOrEqual(worst, 0.9999)
+        // End to end from text: the sentence-transformers folder (tokenizer.json with RoBERTa's
+        // post-processor, modules.json, 384-token limit) gives the same ids and embeddings.
+        let sentences = try XCTUnwrap(obj["sentences"] as? [String])
+        let encoder = try SentenceEncoder(directory: Self.mpnetAssets)
+        XCTAssertEqual(encoder.maxLength, 384)
+        XCTAssertEqual(encoder.tokenize(sentences), ids)
+        var worstText = 1.0
+        for (g, w) in zip(encoder.encode(sentences), want) { worstText = min(worstText, zip(g, w).reduce(0.0) { $0 + Double($1.0) * $1.1 }) }
+        XCTAssertGreaterThanOrEqual(worstText, 0.9999)
     }
 }

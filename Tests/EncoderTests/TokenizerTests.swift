@@ -15,7 +15,7 @@ final class TokenizerFamilyTests: XCTestCase {
     static func corpus() throws -> [String] {
         try String(contentsOfFile: dir + "/corpus.jsonl", encoding: .utf8).split(separator: "\n").map { line in
             guard let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let text = obj["text"] as? String else {
-                throw XCTSkip("corpus.jsonl line is not {\"text\": …}")
+                throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "corpus.jsonl line is not {\"text\": …}: \(line)"])
             }
             return text
         }
