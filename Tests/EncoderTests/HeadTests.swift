@@ -17,7 +17,7 @@ final class TransformersHeadTests: XCTestCase {
     /// head tensors, the head comes from the same folder, and the logits equal transformers'
     /// within 1e-4; labels from id2label, sigmoid for multi-label.
     func testLogitsMatchTransformersForEveryFamily() throws {
-        let families = ["bert", "roberta", "roberta-multilabel", "xlm-roberta", "distilbert", "electra", "mpnet"]
+        let families = ["bert", "roberta", "roberta-multilabel", "xlm-roberta", "distilbert", "electra", "mpnet", "modernbert"]
         for family in families {
             let dir = Fixture.path("heads/\(family)")
             let want = try expected(dir)
