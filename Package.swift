@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Formats", dependencies: [
             "Tensors", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "Encoder", dependencies: ["Tensors", "Formats"]),
+        .target(name: "Encoder", dependencies: ["Tensors", "Formats", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Merging", dependencies: ["Tensors", "Formats", "CKernels", .product(name: "Yams", package: "Yams")]),
         .target(name: "Store", dependencies: [
             "Tensors", "Formats", "Encoder", "Merging", .product(name: "GRDB", package: "GRDB.swift"),

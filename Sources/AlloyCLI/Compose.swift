@@ -1,5 +1,6 @@
 import ArgumentParser
 import Composition
+import Encoder
 import Evaluation
 import Foundation
 
@@ -33,7 +34,7 @@ struct TableOptions: ParsableArguments {
 
     /// The encoder, the experts and a workbench over them, with progress bars on a terminal.
     func workbench() throws -> (Workshop, Workbench) {
-        let shop = try Workshop(model: model, locator: storeOptions.locator)
+        let shop = try Workshop(model: model, locator: storeOptions.locator, packCache: .user())
         let bench = try shop.workbench(experts: experts.commaList, tasksDir: tasksDir, settings: settings)
         let progress = StageProgress()
         bench.progress = { progress.update($0, $1, $2) }
@@ -75,7 +76,7 @@ struct Compose: ParsableCommand {
     }
 
     func run() throws {
-        let shop = try Workshop(model: model, locator: storeOptions.locator)
+        let shop = try Workshop(model: model, locator: storeOptions.locator, packCache: .user())
         let bench = try shop.workbench(experts: experts.commaList, tasksDir: tasksDir)
         let progress = StageProgress()
         bench.progress = { progress.update($0, $1, $2) }

@@ -38,7 +38,7 @@ struct Experts: ParsableCommand {
 
     func run() throws {
         let experts = try ShippedExpert.list(dir: dir)
-        let encoder = eval ? try SentenceEncoder(directory: model, precision: precision) : nil
+        let encoder = eval ? try SentenceEncoder(directory: model, precision: precision, packCache: .user()) : nil
         let stages = StageProgress()
         var rows: [(Row, card: Double?, alloy: Double?, ci: [Double])] = []
         for e in experts {

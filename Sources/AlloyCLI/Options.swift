@@ -50,7 +50,7 @@ struct EncoderOptions: ParsableArguments {
         if !precision.accelerated {
             Console.note("alloy: this CPU lacks the instructions for --precision \(precision) (AVX-512 \(precision == .int8 ? "VNNI" : "BF16")); it runs a portable path, slower than f32")
         }
-        let shop = try Workshop(model: model, locator: storeOptions.locator, precision: precision)
+        let shop = try Workshop(model: model, locator: storeOptions.locator, precision: precision, packCache: .user())
         return (shop, try shop.adapters(try adapters.map(adapterSpec)))
     }
 }

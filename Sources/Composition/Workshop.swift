@@ -17,9 +17,10 @@ public struct Workshop {
         self.encoder = encoder; self.locator = locator
     }
 
-    /// Loads the base `model` (a folder or a store entry), its linear layers at `precision`.
-    public init(model: String, locator: ModelLocator, precision: Precision = .f32) throws {
-        self.init(encoder: try SentenceEncoder(directory: try locator.path(model), precision: precision), locator: locator)
+    /// Loads the base `model` (a folder or a store entry), its linear layers at `precision`, their
+    /// packed weights kept in `packCache` when given.
+    public init(model: String, locator: ModelLocator, precision: Precision = .f32, packCache: PackedWeightCache? = nil) throws {
+        self.init(encoder: try SentenceEncoder(directory: try locator.path(model), precision: precision, packCache: packCache), locator: locator)
     }
 
     /// Adapters loaded from `--adapter` specs, summed into one set.

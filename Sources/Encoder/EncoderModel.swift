@@ -24,8 +24,11 @@ public final class EncoderModel: Sendable {
     private let source: WeightSource
     /// The arithmetic of the linear layers (`--precision`); the rest of the pass is f32.
     public let precision: Precision
-    /// Base linear weights packed for the forward pass at `precision`, on first use.
-    private let packed = Mutex<[String: PackedLinear]>([:])
+    /// Where packed base weights are kept between processes (nil: packed in memory each run).
+    public let packCache: PackedWeightCache?
+    /// Base linear weights packed for the forward pass at `precision`: mapped from `packCache`
+    /// on first use, or packed in memory one by one on first use.
+    private let packed = Mutex<(layers: [String: PackedLinear], cacheTried: Bool)>(([:], false))
     private let cachedHash = Mutex<String?>(nil)
 
     public var hidden: Int { config.hiddenSize }
@@ -38,10 +41,11 @@ public final class EncoderModel: Sendable {
     public var embeddingWidth: Int { architecture.embeddingProjection == nil ? hidden : (config.embeddingSize ?? hidden) }
 
     /// Loads `config.json` and the weights in `directory`, strictly; linear layers run at
-    /// `precision`.
-    public init(directory: String, precision: Precision = .f32) throws {
+    /// `precision`, their packed weights kept in `packCache` when given.
+    public init(directory: String, precision: Precision = .f32, packCache: PackedWeightCache? = nil) throws {
         self.directory = directory
         self.precision = precision
+        self.packCache = packCache
         let configPath = (directory as NSString).appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configPath) else {
             throw EncoderError.missingFile(path: configPath, hint: "a model directory needs config.json (Hugging Face format)")
@@ -69,15 +73,34 @@ public final class EncoderModel: Sendable {
         }
     }
 
-    /// The base weight `name` (a linear layer's n×k) packed at `precision`; packed once, on
-    /// first use, and kept.
+    /// The base weight `name` (a linear layer's n×k) packed at `precision`. The first call maps
+    /// every base linear from `packCache` (packing them into it on a miss); without a usable
+    /// cache each weight is packed in memory on first use. Kept for the model's life.
     func packedBase(_ name: String) -> PackedLinear {
-        packed.withLock { cache in
-            if let p = cache[name] { return p }
+        packed.withLock { state in
+            if !state.cacheTried {
+                state.cacheTried = true
+                if let cache = packCache, let found = cache.packed(baseLinears(), key: {
+                    try cache.contentHash(files: source.files.map(\.path), compute: contentHash)
+                }, precision: precision) {
+                    state.layers = found
+                }
+            }
+            if let p = state.layers[name] { return p }
             let dims = weights[name]?.shape.dims ?? []
             let p = PackedLinear(weight(name), n: dims[0], k: dims[1], precision: precision)  // `weight` holds the invariant: a bound 2-D linear weight
-            cache[name] = p
+            state.layers[name] = p
             return p
+        }
+    }
+
+    /// Every base weight the forward pass multiplies by through `packedBase`, in name order.
+    func baseLinears() -> [PackedWeightCache.Layer] {
+        var names = Set(layerPaths.flatMap(\.linear))
+        if let p = architecture.embeddingProjection { names.insert(p) }
+        return names.map { $0 + ".weight" }.sorted().compactMap { name in
+            guard let t = weights[name], t.shape.dims.count == 2 else { return nil }
+            return .init(name: name, n: t.shape.dims[0], k: t.shape.dims[1], values: weight(name))
         }
     }
 

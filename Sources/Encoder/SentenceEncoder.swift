@@ -15,9 +15,10 @@ public final class SentenceEncoder: @unchecked Sendable {
     /// sentence-transformers `Dense` modules, applied after pooling, in order.
     public let dense: [DenseLayer]
 
-    /// Loads the folder; the encoder's linear layers run at `precision`.
-    public init(directory: String, precision: Precision = .f32) throws {
-        model = try EncoderModel(directory: directory, precision: precision)
+    /// Loads the folder; the encoder's linear layers run at `precision`, their packed weights
+    /// kept in `packCache` when given.
+    public init(directory: String, precision: Precision = .f32, packCache: PackedWeightCache? = nil) throws {
+        model = try EncoderModel(directory: directory, precision: precision, packCache: packCache)
         tokenizer = try TokenizerFile.load(path: (directory as NSString).appendingPathComponent("tokenizer.json"))
         let settings = try Settings(directory: directory, maxTokens: model.maxTokens)
         maxLength = settings.maxLength

@@ -30,7 +30,7 @@ public final class AlloyServer: Sendable {
         self.options = options
         self.logger = logger
         let dir = try Self.resolveBase(options.model, storeRoot: options.storeRoot)
-        let encoder = try SentenceEncoder(directory: dir, precision: options.precision)
+        let encoder = try SentenceEncoder(directory: dir, precision: options.precision, packCache: .user())
         let metrics = ServerMetrics()
         self.encoder = encoder
         self.metrics = metrics

@@ -8,16 +8,30 @@ import CKernels
 /// `@unchecked Sendable`: the packed copy is written once in `init` and only read afterwards.
 public final class BF16PackedWeights: @unchecked Sendable {
     public let n: Int, k: Int
-    let values: UnsafeMutablePointer<UInt16>
+    let values: UnsafePointer<UInt16>
+    /// The mapping `values` points into, or nil when `values` is owned.
+    private let mapping: AnyObject?
 
     /// Rounds and packs `w` (n×k row-major, PyTorch's out × in).
-    public init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
-        self.n = n; self.k = k
-        values = .allocate(capacity: alloy_packed_bf16_size(Int32(n), Int32(k)))
+    public convenience init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
+        let values = UnsafeMutablePointer<UInt16>.allocate(capacity: alloy_packed_bf16_size(Int32(n), Int32(k)))
         alloy_pack_weights_bf16(w, Int32(n), Int32(k), values)
+        self.init(n: n, k: k, values: values, mapping: nil)
     }
 
-    deinit { values.deallocate() }
+    init(n: Int, k: Int, values: UnsafePointer<UInt16>, mapping: AnyObject?) {
+        self.n = n; self.k = k; self.values = values; self.mapping = mapping
+    }
+
+    deinit { if mapping == nil { UnsafeMutablePointer(mutating: values).deallocate() } }
+
+    /// Bytes of each buffer a packed n×k weight holds (`PackedLinear.parts` order).
+    static func partSizes(n: Int, k: Int) -> [Int] { [alloy_packed_bf16_size(Int32(n), Int32(k)) * MemoryLayout<UInt16>.stride] }
+
+    /// Rounds and packs `w` into `parts` (sized by `partSizes`) on the calling thread.
+    static func pack(_ w: UnsafePointer<Float>, n: Int, k: Int, into parts: [UnsafeMutableRawPointer]) {
+        alloy_pack_weights_bf16(w, Int32(n), Int32(k), parts[0].assumingMemoryBound(to: UInt16.self))
+    }
 
     /// Whether this CPU runs the AVX-512 BF16 kernel (else the portable path, much slower).
     public static var accelerated: Bool { alloy_kernels_have_bf16() != 0 }

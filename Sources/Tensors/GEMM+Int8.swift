@@ -8,21 +8,44 @@ import CKernels
 /// `@unchecked Sendable`: the packed copy is written once in `init` and only read afterwards.
 public final class Int8PackedWeights: @unchecked Sendable {
     public let n: Int, k: Int
-    let values: UnsafeMutablePointer<Int8>
-    let scale: UnsafeMutablePointer<Float>
-    let colsum: UnsafeMutablePointer<Int32>
+    let values: UnsafePointer<Int8>
+    let scale: UnsafePointer<Float>
+    let colsum: UnsafePointer<Int32>
+    /// The mapping the buffers point into, or nil when they are owned.
+    private let mapping: AnyObject?
 
     /// Quantises and packs `w` (n×k row-major, PyTorch's out × in).
-    public init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
-        self.n = n; self.k = k
-        values = .allocate(capacity: alloy_packed_i8_size(Int32(n), Int32(k)))
-        let channels = alloy_packed_i8_channels(Int32(n))
-        scale = .allocate(capacity: channels)
-        colsum = .allocate(capacity: channels)
-        alloy_pack_weights_i8(w, Int32(n), Int32(k), values, scale, colsum)
+    public convenience init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
+        let parts = Self.partSizes(n: n, k: k).map { UnsafeMutableRawPointer.allocate(byteCount: $0, alignment: 64) }
+        Self.pack(w, n: n, k: k, into: parts)
+        self.init(n: n, k: k, parts: parts.map { UnsafeRawPointer($0) }, mapping: nil)
     }
 
-    deinit { values.deallocate(); scale.deallocate(); colsum.deallocate() }
+    /// A view of `parts` (laid out as `partSizes` says), kept alive by `mapping`; owned when nil.
+    init(n: Int, k: Int, parts: [UnsafeRawPointer], mapping: AnyObject?) {
+        self.n = n; self.k = k; self.mapping = mapping
+        values = parts[0].assumingMemoryBound(to: Int8.self)
+        scale = parts[1].assumingMemoryBound(to: Float.self)
+        colsum = parts[2].assumingMemoryBound(to: Int32.self)
+    }
+
+    deinit {
+        guard mapping == nil else { return }
+        for p in [UnsafeRawPointer(values), UnsafeRawPointer(scale), UnsafeRawPointer(colsum)] { UnsafeMutableRawPointer(mutating: p).deallocate() }
+    }
+
+    /// Bytes of each buffer a packed n×k weight holds: values, per-channel scales, per-channel
+    /// sums of the quantised values.
+    static func partSizes(n: Int, k: Int) -> [Int] {
+        let channels = alloy_packed_i8_channels(Int32(n))
+        return [alloy_packed_i8_size(Int32(n), Int32(k)), channels * MemoryLayout<Float>.stride, channels * MemoryLayout<Int32>.stride]
+    }
+
+    /// Quantises and packs `w` into `parts` (sized by `partSizes`) on the calling thread.
+    static func pack(_ w: UnsafePointer<Float>, n: Int, k: Int, into parts: [UnsafeMutableRawPointer]) {
+        alloy_pack_weights_i8(w, Int32(n), Int32(k), parts[0].assumingMemoryBound(to: Int8.self),
+                              parts[1].assumingMemoryBound(to: Float.self), parts[2].assumingMemoryBound(to: Int32.self))
+    }
 
     /// Whether this CPU runs the VNNI kernel (else the portable integer path, much slower).
     public static var accelerated: Bool { alloy_kernels_have_vnni() != 0 }

@@ -31,6 +31,45 @@ public enum PackedLinear: Sendable {
         }
     }
 
+    /// The precision the weight is packed for.
+    public var precision: Precision {
+        switch self { case .f32: return .f32; case .bf16: return .bf16; case .int8: return .int8 }
+    }
+
+    /// Bytes of each buffer a weight of n×k packed for `precision` holds, in `parts` order
+    /// (one for f32 and bf16; values, scales and channel sums for int8).
+    public static func partSizes(_ precision: Precision, n: Int, k: Int) -> [Int] {
+        switch precision {
+        case .f32: return PackedWeights.partSizes(n: n, k: k)
+        case .bf16: return BF16PackedWeights.partSizes(n: n, k: k)
+        case .int8: return Int8PackedWeights.partSizes(n: n, k: k)
+        }
+    }
+
+    /// The alignment in bytes each part needs (its widest element).
+    public static let partAlignment = 4
+
+    /// Packs `w` (n×k row-major) for `precision` into caller-owned `parts` (sized by
+    /// `partSizes`, aligned to `partAlignment`), on the calling thread: how a packed-weight cache
+    /// file is filled in place.
+    public static func pack(_ w: UnsafePointer<Float>, n: Int, k: Int, precision: Precision, into parts: [UnsafeMutableRawPointer]) {
+        switch precision {
+        case .f32: PackedWeights.pack(w, n: n, k: k, into: parts)
+        case .bf16: BF16PackedWeights.pack(w, n: n, k: k, into: parts)
+        case .int8: Int8PackedWeights.pack(w, n: n, k: k, into: parts)
+        }
+    }
+
+    /// A packed weight read in place from `parts` (as `pack` wrote them), which `mapping` keeps
+    /// alive; the caller has checked their sizes against `partSizes` and their alignment.
+    public init(mapped parts: [UnsafeRawPointer], precision: Precision, n: Int, k: Int, mapping: AnyObject) {
+        switch precision {
+        case .f32: self = .f32(PackedWeights(n: n, k: k, values: parts[0].assumingMemoryBound(to: Float.self), mapping: mapping))
+        case .bf16: self = .bf16(BF16PackedWeights(n: n, k: k, values: parts[0].assumingMemoryBound(to: UInt16.self), mapping: mapping))
+        case .int8: self = .int8(Int8PackedWeights(n: n, k: k, parts: parts, mapping: mapping))
+        }
+    }
+
     public var n: Int {
         switch self { case .f32(let p): return p.n; case .bf16(let p): return p.n; case .int8(let p): return p.n }
     }

@@ -33,17 +33,19 @@ public enum GEMM {
 
 /// A linear layer's weight W (n×k, PyTorch's out × in) packed once for `linear`: strips of 16
 /// output rows stored k-major (CKernels' `alloy_pack_weights`), one layout for every
-/// instruction-set path.
+/// instruction-set path. The packed values are owned, or a view of a mapped packed-weight cache
+/// file (`PackedLinear.init(mapped:)`).
 ///
 /// `@unchecked Sendable`: the packed copy is written once in `init` and only read afterwards.
 public final class PackedWeights: @unchecked Sendable {
     public let n: Int, k: Int
-    let values: UnsafeMutablePointer<Float>
+    let values: UnsafePointer<Float>
+    /// The mapping `values` points into, or nil when `values` is owned.
+    private let mapping: AnyObject?
 
     /// Packs `w` (n×k row-major), the strips split over the cores.
-    public init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
-        self.n = n; self.k = k
-        values = .allocate(capacity: alloy_packed_size(Int32(n), Int32(k)))
+    public convenience init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
+        let values = UnsafeMutablePointer<Float>.allocate(capacity: alloy_packed_size(Int32(n), Int32(k)))
         let strips = (n + 15) / 16
         let box = UnsafeSendableBox((w, values))
         Parallel.forChunks(count: strips, minChunk: 8) { r in
@@ -51,9 +53,22 @@ public final class PackedWeights: @unchecked Sendable {
             let rows = min(n, r.upperBound * 16) - r.lowerBound * 16
             alloy_pack_weights(w + r.lowerBound * 16 * k, Int32(rows), Int32(k), out + r.lowerBound * 16 * k)
         }
+        self.init(n: n, k: k, values: values, mapping: nil)
     }
 
-    deinit { values.deallocate() }
+    init(n: Int, k: Int, values: UnsafePointer<Float>, mapping: AnyObject?) {
+        self.n = n; self.k = k; self.values = values; self.mapping = mapping
+    }
+
+    deinit { if mapping == nil { UnsafeMutablePointer(mutating: values).deallocate() } }
+
+    /// Bytes of each buffer a packed n×k weight holds (`PackedLinear.parts` order).
+    static func partSizes(n: Int, k: Int) -> [Int] { [alloy_packed_size(Int32(n), Int32(k)) * MemoryLayout<Float>.stride] }
+
+    /// Packs `w` into `parts` (sized by `partSizes`) on the calling thread.
+    static func pack(_ w: UnsafePointer<Float>, n: Int, k: Int, into parts: [UnsafeMutableRawPointer]) {
+        alloy_pack_weights(w, Int32(n), Int32(k), parts[0].assumingMemoryBound(to: Float.self))
+    }
 
     /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread (x: m×k,
     /// row stride ldx; y: m×n, row stride ldy), on the path `Kernels.isa` (or `isa`, lowered to
