@@ -46,11 +46,8 @@ public enum PackedLinear: Sendable {
         }
     }
 
-    /// The alignment in bytes each part needs (its widest element).
-    public static let partAlignment = 4
-
     /// Packs `w` (n×k row-major) for `precision` into caller-owned `parts` (sized by
-    /// `partSizes`, aligned to `partAlignment`), on the calling thread: how a packed-weight cache
+    /// `partSizes`, each aligned to 4 bytes), on the calling thread: how a packed-weight cache
     /// file is filled in place.
     public static func pack(_ w: UnsafePointer<Float>, n: Int, k: Int, precision: Precision, into parts: [UnsafeMutableRawPointer]) {
         switch precision {
