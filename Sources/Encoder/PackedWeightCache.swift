@@ -27,7 +27,7 @@ public struct PackedWeightCache: Sendable {
     /// Beyond this many bytes of packed files, the least recently used are removed.
     public let maximumBytes: Int
 
-    public init(directory: String, minimumBytes: Int = 16 << 20, maximumBytes: Int = 8 << 30) {
+    public init(directory: String, minimumBytes: Int = 4 << 20, maximumBytes: Int = 8 << 30) {
         self.directory = directory
         self.minimumBytes = minimumBytes
         self.maximumBytes = maximumBytes
