@@ -31,34 +31,18 @@ final class AttentionBiasTests: XCTestCase {
                     ("relative", rel, L - 1, -1, { i, j in Double(rel[j - i + L - 1]) }),
                     ("window", window, L - 1, -1, { i, j in abs(i - j) <= 3 ? 0 : -.infinity }),
                 ]
+                let head = AttentionCase(q: q, k: k, v: v, L: L, d: d, stride: stride, off: off, scale: scale)
                 for (name, bias, start, step, ref) in cases {
-                    var want = [Double](repeating: 0, count: L * d)
-                    for i in 0..<L {
-                        let s = (0..<L).map { j in
-                            (0..<d).reduce(0.0) { $0 + Double(q[i * stride + off + $1]) * Double(k[j * stride + off + $1]) } * Double(scale) + ref(i, j)
-                        }
-                        let m = s.max() ?? 0
-                        let e = s.map { Foundation.exp($0 - m) }
-                        let sum = e.reduce(0, +)
-                        for c in 0..<d { want[i * d + c] = (0..<L).reduce(0.0) { $0 + e[$1] * Double(v[$1 * stride + off + c]) } / sum }
-                    }
+                    let want = head.reference(bias: ref)
                     for isa in isas {
-                        var ctx = [Float](repeating: .nan, count: L * stride)
-                        q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
-                            bias.withUnsafeBufferPointer { bp in
-                                ctx.withUnsafeMutableBufferPointer { cp in
-                                    Kernels.attentionHead(q: qp.baseAddress! + off, k: kp.baseAddress! + off, v: vp.baseAddress! + off,
-                                                          context: cp.baseAddress! + off, length: L, headDim: d, stride: stride,
-                                                          scale: scale, bias: bp.baseAddress! + start, biasRowStep: step, isa: isa)
-                                }
+                        let label = "\(isa) \(name) d\(d) L\(L)"
+                        let w = bias.withUnsafeBufferPointer { bp in
+                            head.maxError(want, label) { q, k, v, ctx in
+                                Kernels.attentionHead(q: q, k: k, v: v, context: ctx, length: L, headDim: d, stride: stride,
+                                                      scale: scale, bias: bp.baseAddress! + start, biasRowStep: step, isa: isa)
                             }
-                        } } }
-                        var w: Double = 0
-                        for i in 0..<L {
-                            for c in 0..<d { w = max(w, abs(want[i * d + c] - Double(ctx[i * stride + off + c]))) }
-                            XCTAssertTrue(ctx[i * stride + off - 1].isNaN && ctx[i * stride + off + d].isNaN, "\(isa) \(name) d\(d) L\(L)")
                         }
-                        XCTAssertLessThan(w, 2e-6, "\(isa) \(name) d\(d) L\(L)")
+                        XCTAssertLessThan(w, 2e-6, label)
                         worst[isa] = max(worst[isa] ?? 0, w)
                     }
                 }

@@ -82,28 +82,11 @@ final class KernelISATests: XCTestCase {
                 let q = (0..<(L * stride)).map { _ in (uniform() - 0.5) * 6 }
                 let k = (0..<(L * stride)).map { _ in (uniform() - 0.5) * 6 }
                 let v = (0..<(L * stride)).map { _ in uniform() }
-                let scale = 1 / Float(d).squareRoot()
-                var want = [Double](repeating: 0, count: L * d)
-                for i in 0..<L {
-                    let s = (0..<L).map { j in (0..<d).reduce(0.0) { $0 + Double(q[i * stride + off + $1]) * Double(k[j * stride + off + $1]) } * Double(scale) }
-                    let m = s.max() ?? 0
-                    let e = s.map { Foundation.exp($0 - m) }
-                    let sum = e.reduce(0, +)
-                    for c in 0..<d { want[i * d + c] = (0..<L).reduce(0.0) { $0 + e[$1] * Double(v[$1 * stride + off + c]) } / sum }
-                }
+                let head = AttentionCase(q: q, k: k, v: v, L: L, d: d, stride: stride, off: off, scale: 1 / Float(d).squareRoot())
+                let want = head.reference()
                 for isa in isas {
-                    var ctx = [Float](repeating: .nan, count: L * stride)
-                    q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
-                        ctx.withUnsafeMutableBufferPointer { cp in
-                            Kernels.attentionHead(q: qp.baseAddress! + off, k: kp.baseAddress! + off, v: vp.baseAddress! + off,
-                                                  context: cp.baseAddress! + off, length: L, headDim: d, stride: stride,
-                                                  scale: scale, isa: isa)
-                        }
-                    } } }
-                    var w: Double = 0
-                    for i in 0..<L {
-                        for c in 0..<d { w = max(w, abs(want[i * d + c] - Double(ctx[i * stride + off + c]))) }
-                        XCTAssertTrue(ctx[i * stride + off - 1].isNaN && ctx[i * stride + off + d].isNaN, "\(isa) d\(d) L\(L)")
+                    let w = head.maxError(want, "\(isa) d\(d) L\(L)") { q, k, v, ctx in
+                        Kernels.attentionHead(q: q, k: k, v: v, context: ctx, length: L, headDim: d, stride: stride, scale: head.scale, isa: isa)
                     }
                     XCTAssertLessThan(w, 2e-6, "\(isa) d\(d) L\(L)")
                     worst[isa] = max(worst[isa] ?? 0, w)
