@@ -144,6 +144,16 @@ final class PackedWeightCacheTests: XCTestCase {
         }
     }
 
+    /// A cache directory that cannot be created leaves the model packing in memory, exactly.
+    func testAnUnwritableCacheFallsBackToPackingInMemory() throws {
+        let file = dir + "-file"
+        FileManager.default.createFile(atPath: file, contents: Data([0]))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let blocked = PackedWeightCache(directory: file + "/packed", minimumBytes: 0)   // a path under a regular file
+        let reference = try EncoderModel(directory: Fixture.path("tiny")).hiddenStates(batch).values
+        XCTAssertEqual(try EncoderModel(directory: Fixture.path("tiny"), packCache: blocked).hiddenStates(batch).values, reference)
+    }
+
     /// Small models are not cached; `ALLOY_PACK_CACHE=off` turns the cache off; the directory
     /// follows ALLOY_CACHE_DIR, then XDG_CACHE_HOME, then HOME.
     func testSettings() throws {
