@@ -1,13 +1,16 @@
 // Y = X·Wᵀ + bias in 8-bit integers: weights quantised once per output channel (symmetric,
-// int8), activations per row at run time (symmetric, stored as u8 with zero point 128), int32
-// accumulation, one float rescale per output — dynamic quantisation as ONNX Runtime's
-// `quantize_dynamic` and PyTorch's `quantize_dynamic` do it (Jacob et al. 2018, "Quantization
-// and training of neural networks for efficient integer-arithmetic-only inference").
+// int8), activations per row at run time (asymmetric u8: the row's own range and zero point,
+// all 256 levels, as ONNX's DynamicQuantizeLinear), int32 accumulation, one float rescale per
+// output — dynamic quantisation as ONNX Runtime's `quantize_dynamic` and PyTorch's
+// `quantize_dynamic` do it (Jacob et al. 2018, "Quantization and training of neural networks
+// for efficient integer-arithmetic-only inference", eq. 7: the zero point comes out of the
+// integer sum as z_x·Σ_k w_q).
 //
 // Packing: strips of 16 output channels; within a strip, k in quads of 4 bytes per channel
 // (64 bytes per quad: channel c's bytes k..k+3 at 4c), the layout of AVX-512 VNNI's VPDPBUSD
-// (u8 × s8 → s32, four products per lane). Because X is stored shifted by 128 (u8), the
-// kernel subtracts 128·Σ_k w_q per channel, precomputed at packing.
+// (u8 × s8 → s32, four products per lane, no intermediate saturation). Because row i of X is
+// stored shifted by its zero point z_i, the kernel subtracts z_i·Σ_k w_q, with Σ_k w_q per
+// channel precomputed at packing.
 //
 // AVX-512 VNNI: a 12×32 register block (24 accumulators, two weight vectors, one broadcast).
 // Elsewhere a portable path computes the same integers (slower: it is the fallback).
@@ -50,57 +53,74 @@ void alloy_pack_weights_i8(const float *w, int n, int k, int8_t *packed, float *
     }
 }
 
+/// A row's asymmetric u8 parameters from its range [lo, hi] widened to hold 0, as ONNX's
+/// DynamicQuantizeLinear defines them: scale = (hi − lo)/255, zero point = round(−lo/scale) in
+/// 0…255 (0 itself exactly representable). Returns 1/scale (0 for an all-zero row).
+static inline float row_params(float lo, float hi, float *xscale, int32_t *xzero) {
+    lo = fminf(lo, 0); hi = fmaxf(hi, 0);
+    float s = (hi - lo) / 255.0f;
+    if (!(s > 0)) { *xscale = 0; *xzero = 0; return 0; }
+    float z = nearbyintf(-lo / s);
+    *xscale = s; *xzero = (int32_t)(z < 0 ? 0 : z > 255 ? 255 : z);
+    return 1.0f / s;
+}
+
+static inline uint8_t quantize_u8(float x, float inv, int32_t zero) {
+    float q = nearbyintf(x * inv) + (float)zero;
+    return (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+}
+
 #if ALLOY_X86
 /// `alloy_quantize_rows_u8` for one row, 16 values at a time (VCVTPS2DQ rounds to nearest even
-/// as nearbyintf does; VPMOVDB keeps the low byte of values already in 1…255).
+/// as nearbyintf does; the sums are clamped to 0…255 before VPMOVDB keeps their low byte).
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-static void quantize_row_avx512(const float *row, int k, uint8_t *q, float *xscale) {
-    __m512 m = _mm512_setzero_ps();
+static void quantize_row_avx512(const float *row, int k, uint8_t *q, float *xscale, int32_t *xzero) {
+    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
     int p = 0;
-    for (; p + 16 <= k; p += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(row + p)));
-    float amax = _mm512_reduce_max_ps(m);
-    for (; p < k; p++) amax = fmaxf(amax, fabsf(row[p]));
-    float inv = amax > 0 ? 127.0f / amax : 0;
-    *xscale = amax / 127.0f;
+    for (; p + 16 <= k; p += 16) {
+        __m512 v = _mm512_loadu_ps(row + p);
+        lo = _mm512_min_ps(lo, v); hi = _mm512_max_ps(hi, v);
+    }
+    float l = _mm512_reduce_min_ps(lo), h = _mm512_reduce_max_ps(hi);
+    for (; p < k; p++) { l = fminf(l, row[p]); h = fmaxf(h, row[p]); }
+    float inv = row_params(l, h, xscale, xzero);
     __m512 vi = _mm512_set1_ps(inv);
-    __m512i zero = _mm512_set1_epi32(128);
+    __m512i zero = _mm512_set1_epi32(*xzero), lowest = _mm512_setzero_si512(), highest = _mm512_set1_epi32(255);
     for (p = 0; p + 16 <= k; p += 16) {
         __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + p), vi)), zero);
+        v = _mm512_min_epi32(_mm512_max_epi32(v, lowest), highest);
         _mm_storeu_si128((__m128i *)(q + p), _mm512_cvtepi32_epi8(v));
     }
-    for (; p < k; p++) q[p] = (uint8_t)(int)(nearbyintf(row[p] * inv) + 128);
+    for (; p < k; p++) q[p] = quantize_u8(row[p], inv, *xzero);
 }
 #endif
 
-void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale) {
+void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale, int32_t *xzero) {
     size_t ldq = alloy_quantized_row_bytes(k);
-#if ALLOY_X86
-    if (alloy_kernels_isa() >= ALLOY_ISA_AVX512) {
-        for (int i = 0; i < m; i++) {
-            quantize_row_avx512(x + (size_t)i * ldx, k, xq + (size_t)i * ldq, xscale + i);
-            for (size_t p = (size_t)k; p < ldq; p++) xq[(size_t)i * ldq + p] = 128;
-        }
-        return;
-    }
-#endif
     for (int i = 0; i < m; i++) {
         const float *row = x + (size_t)i * ldx;
         uint8_t *q = xq + (size_t)i * ldq;
-        float amax = 0;
-        for (int p = 0; p < k; p++) amax = fmaxf(amax, fabsf(row[p]));
-        float inv = amax > 0 ? 127.0f / amax : 0;
-        xscale[i] = amax / 127.0f;
-        for (int p = 0; p < k; p++) q[p] = (uint8_t)(int)(nearbyintf(row[p] * inv) + 128);
-        for (size_t p = (size_t)k; p < ldq; p++) q[p] = 128;
+#if ALLOY_X86
+        if (alloy_kernels_isa() >= ALLOY_ISA_AVX512) {
+            quantize_row_avx512(row, k, q, xscale + i, xzero + i);
+        } else
+#endif
+        {
+            float lo = 0, hi = 0;
+            for (int p = 0; p < k; p++) { lo = fminf(lo, row[p]); hi = fmaxf(hi, row[p]); }
+            float inv = row_params(lo, hi, xscale + i, xzero + i);
+            for (int p = 0; p < k; p++) q[p] = quantize_u8(row[p], inv, xzero[i]);
+        }
+        for (size_t p = (size_t)k; p < ldq; p++) q[p] = (uint8_t)xzero[i];
     }
 }
 
-/// One output value from its int32 sum: s_x·s_w·(acc − 128·Σw) + bias.
-static inline float rescale(int32_t acc, int32_t colsum, float xs, float ws, float bias) {
-    return xs * ws * (float)(acc - 128 * colsum) + bias;
+/// One output value from its int32 sum: s_x·s_w·(acc − z_x·Σw) + bias.
+static inline float rescale(int32_t acc, int32_t colsum, float xs, int32_t xz, float ws, float bias) {
+    return xs * ws * (float)(acc - xz * colsum) + bias;
 }
 
-static void linear_i8_portable(const uint8_t *xq, const float *xscale, const int8_t *packed, const float *scale,
+static void linear_i8_portable(const uint8_t *xq, const float *xscale, const int32_t *xzero, const int8_t *packed, const float *scale,
                                const int32_t *colsum, const float *bias, float *y, int ldy, int m, int n, int k, int accumulate) {
     int kq = quads(k);
     size_t ldq = (size_t)kq * 4;
@@ -114,7 +134,7 @@ static void linear_i8_portable(const uint8_t *xq, const float *xscale, const int
                 const uint8_t *x4 = xr + (size_t)p * 4;
                 acc += x4[0] * w4[0] + x4[1] * w4[1] + x4[2] * w4[2] + x4[3] * w4[3];
             }
-            float v = rescale(acc, colsum[j], xscale[i], scale[j], bias ? bias[j] : 0);
+            float v = rescale(acc, colsum[j], xscale[i], xzero[i], scale[j], bias ? bias[j] : 0);
             y[(size_t)i * ldy + j] = accumulate ? y[(size_t)i * ldy + j] + v : v;
         }
     }
@@ -125,7 +145,7 @@ static void linear_i8_portable(const uint8_t *xq, const float *xscale, const int
 
 /// Rows r0..r0+rows (≤ 12) × the `width` (1 or 2) strips from strip s.
 TARGET_VNNI
-static inline void block_vnni(const uint8_t *xq, size_t ldq, const float *xscale, const int8_t *packed, const float *scale,
+static inline void block_vnni(const uint8_t *xq, size_t ldq, const float *xscale, const int32_t *xzero, const int8_t *packed, const float *scale,
                               const int32_t *colsum, const float *bias, float *y, int ldy, int n, int kq,
                               int rows, int s, int width, int accumulate) {
     __m512i acc[MR8][2];
@@ -148,11 +168,11 @@ static inline void block_vnni(const uint8_t *xq, size_t ldq, const float *xscale
         int col = (s + h) * NR8;
         int valid = n - col < NR8 ? n - col : NR8;
         __mmask16 mask = (__mmask16)((1u << valid) - 1);
-        __m512i cs = _mm512_mullo_epi32(_mm512_loadu_si512(colsum + col), _mm512_set1_epi32(128));
+        __m512i cs = _mm512_loadu_si512(colsum + col);
         __m512 ws = _mm512_loadu_ps(scale + col);
         __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + col) : _mm512_setzero_ps();
         for (int r = 0; r < rows; r++) {
-            __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][h], cs));
+            __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][h], _mm512_mullo_epi32(cs, _mm512_set1_epi32(xzero[r]))));
             v = _mm512_fmadd_ps(v, _mm512_mul_ps(ws, _mm512_set1_ps(xscale[r])), bv);
             float *out = y + (size_t)r * ldy + col;
             if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, out));
@@ -162,7 +182,7 @@ static inline void block_vnni(const uint8_t *xq, size_t ldq, const float *xscale
 }
 
 TARGET_VNNI
-static void linear_i8_vnni(const uint8_t *xq, const float *xscale, const int8_t *packed, const float *scale,
+static void linear_i8_vnni(const uint8_t *xq, const float *xscale, const int32_t *xzero, const int8_t *packed, const float *scale,
                            const int32_t *colsum, const float *bias, float *y, int ldy, int m, int n, int k, int accumulate) {
     int kq = quads(k), strips = (n + NR8 - 1) / NR8;
     size_t ldq = (size_t)kq * 4;
@@ -172,7 +192,7 @@ static void linear_i8_vnni(const uint8_t *xq, const float *xscale, const int8_t 
             int width = strips - s >= 2 ? 2 : 1;
             for (int i = i0; i < i1; i += MR8) {
                 int rows = i1 - i < MR8 ? i1 - i : MR8;
-                block_vnni(xq + (size_t)i * ldq, ldq, xscale + i, packed, scale, colsum, bias, y + (size_t)i * ldy, ldy, n, kq,
+                block_vnni(xq + (size_t)i * ldq, ldq, xscale + i, xzero + i, packed, scale, colsum, bias, y + (size_t)i * ldy, ldy, n, kq,
                            rows, s, width, accumulate);
             }
         }
@@ -195,15 +215,15 @@ int alloy_kernels_have_vnni(void) {
 #endif
 }
 
-void alloy_linear_i8_isa(const uint8_t *xq, const float *xscale, const int8_t *packed, const float *scale,
+void alloy_linear_i8_isa(const uint8_t *xq, const float *xscale, const int32_t *xzero, const int8_t *packed, const float *scale,
                          const int32_t *colsum, const float *bias, float *y, int ldy, int m, int n, int k, int accumulate, int isa) {
     if (m <= 0 || n <= 0) return;
 #if ALLOY_X86
     if (alloy_isa_clamp(isa) >= ALLOY_ISA_AVX512 && alloy_kernels_have_vnni()) {
-        linear_i8_vnni(xq, xscale, packed, scale, colsum, bias, y, ldy, m, n, k, accumulate);
+        linear_i8_vnni(xq, xscale, xzero, packed, scale, colsum, bias, y, ldy, m, n, k, accumulate);
         return;
     }
 #endif
     (void)isa;
-    linear_i8_portable(xq, xscale, packed, scale, colsum, bias, y, ldy, m, n, k, accumulate);
+    linear_i8_portable(xq, xscale, xzero, packed, scale, colsum, bias, y, ldy, m, n, k, accumulate);
 }

@@ -5,6 +5,16 @@ import CKernels
 /// activations per row at run time, int32 sums, AVX-512 VNNI where the CPU has it
 /// (CKernels `alloy_linear_i8_isa`; portable integer code elsewhere).
 ///
+/// Activations are asymmetric: each row's own range [min, max] (widened to hold 0) in 255 steps
+/// with a zero point, as ONNX's DynamicQuantizeLinear. Symmetric ±max|x| rows wasted half their
+/// levels on the encoder's skewed rows — GELU outputs (≥ −0.17) and LayerNorm outputs whose few
+/// outlier channels (large γ, β; Kovaleva et al. 2021, "BERT Busters") sit on one side — and cost
+/// all-mpnet-base-v2 a sentence at cosine 0.979 to f32; asymmetric rows keep every one ≥ 0.995.
+/// The zero point costs one multiply per output: z·Σ_k w_q, with Σ_k w_q stored at packing.
+///
+/// Stored state (all written in `init`): `values` (⌈n/16⌉·16 × ⌈k/4⌉·4 int8, VNNI layout),
+/// `scale` (⌈n/16⌉·16 floats, per channel), `colsum` (⌈n/16⌉·16 int32, Σ_k w_q per channel).
+///
 /// `@unchecked Sendable`: the packed copy is written once in `init` and only read afterwards.
 public final class Int8PackedWeights: @unchecked Sendable {
     public let n: Int, k: Int
@@ -58,9 +68,10 @@ public final class Int8PackedWeights: @unchecked Sendable {
         let rowBytes = alloy_quantized_row_bytes(Int32(k))
         let xq = UnsafeMutablePointer<UInt8>.allocate(capacity: m * rowBytes)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: m)
-        defer { xq.deallocate(); xs.deallocate() }
-        alloy_quantize_rows_u8(x, Int32(ldx), Int32(m), Int32(k), xq, xs)
-        alloy_linear_i8_isa(xq, xs, values, scale, colsum, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0,
+        let xz = UnsafeMutablePointer<Int32>.allocate(capacity: m)
+        defer { xq.deallocate(); xs.deallocate(); xz.deallocate() }
+        alloy_quantize_rows_u8(x, Int32(ldx), Int32(m), Int32(k), xq, xs, xz)
+        alloy_linear_i8_isa(xq, xs, xz, values, scale, colsum, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0,
                             (isa ?? Kernels.isa).rawValue)
     }
 }

@@ -2,19 +2,32 @@ import XCTest
 @testable import Tensors
 
 /// The int8 linear kernel (`Int8PackedWeights`) against the arithmetic it promises, computed
-/// here in plain Swift: per-channel symmetric weights, per-row activations (+128 as u8), integer
+/// here in plain Swift: per-channel symmetric weights, per-row asymmetric activations (the row's
+/// range widened to hold 0, 255 steps, zero point as ONNX's DynamicQuantizeLinear), integer
 /// sums, one float rescale — on every path (portable and, where the CPU has it, VNNI).
 final class Int8GEMMTests: XCTestCase {
+    /// Per-channel symmetric int8: values and scale.
+    func quantizeSymmetric(_ v: ArraySlice<Float>) -> ([Int32], Float) {
+        let amax = v.reduce(0) { max($0, abs($1)) }
+        let inv: Float = amax > 0 ? 127 / amax : 0
+        return (v.map { Int32(max(-127, min(127, ($0 * inv).rounded(.toNearestOrEven)))) }, amax / 127)
+    }
+
+    /// Per-row asymmetric u8: values minus the zero point (so x ≈ scale · value), and scale.
+    func quantizeAsymmetric(_ v: ArraySlice<Float>) -> ([Int32], Float) {
+        let lo = min(0, v.min() ?? 0), hi = max(0, v.max() ?? 0)
+        let scale = (hi - lo) / 255
+        guard scale > 0 else { return (v.map { _ in 0 }, 0) }
+        let zero = max(0, min(255, (-lo / scale).rounded(.toNearestOrEven)))
+        let inv = 1 / scale
+        return (v.map { Int32(max(0, min(255, ($0 * inv).rounded(.toNearestOrEven) + zero)) - zero) }, scale)
+    }
+
     func reference(x: [Float], w: [Float], bias: [Float]?, m: Int, n: Int, k: Int) -> [Float] {
-        func quantize(_ v: ArraySlice<Float>) -> ([Int32], Float) {
-            let amax = v.reduce(0) { max($0, abs($1)) }
-            let inv: Float = amax > 0 ? 127 / amax : 0
-            return (v.map { Int32(max(-127, min(127, ($0 * inv).rounded(.toNearestOrEven)))) }, amax / 127)
-        }
-        let wq = (0..<n).map { quantize(w[($0 * k)..<(($0 + 1) * k)]) }
+        let wq = (0..<n).map { quantizeSymmetric(w[($0 * k)..<(($0 + 1) * k)]) }
         var y = [Float](repeating: 0, count: m * n)
         for i in 0..<m {
-            let (xq, xs) = quantize(x[(i * k)..<((i + 1) * k)])
+            let (xq, xs) = quantizeAsymmetric(x[(i * k)..<((i + 1) * k)])
             for j in 0..<n {
                 var acc: Int32 = 0
                 for p in 0..<k { acc += xq[p] * wq[j].0[p] }
@@ -28,7 +41,11 @@ final class Int8GEMMTests: XCTestCase {
         var rng = SplitMix(seed: 7)
         func random(_ count: Int) -> [Float] { (0..<count).map { _ in Float.random(in: -1...1, using: &rng) } }
         for (m, n, k) in [(1, 1, 1), (29, 37, 50), (30, 64, 384), (13, 33, 1537)] {
-            let x = random(m * k), w = random(n * k), bias = random(n)
+            // Rows of every kind of range: symmetric, one-sided either way, offset, all zeros.
+            let offsets: [Float] = [0, 1, -1, 0.6, -3]
+            var x = random(m * k)
+            for i in 0..<m { for p in 0..<k { x[i * k + p] = i == 3 ? 0 : x[i * k + p] + offsets[i % offsets.count] } }
+            let w = random(n * k), bias = random(n)
             let want = reference(x: x, w: w, bias: bias, m: m, n: n, k: k)
             let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }
             for isa in [Kernels.ISA.portable, .avx512] {
@@ -49,22 +66,42 @@ final class Int8GEMMTests: XCTestCase {
     }
 
     /// Against the float product: the quantisation error of 8 bits, small relative to the
-    /// output's scale (random ±1 inputs, k = 384: < 1.5% of the output RMS).
+    /// output's scale (random inputs, k = 384: < 1.5% of the output RMS), for symmetric rows and
+    /// for one-sided ones like GELU's outputs (≥ −0.17). Against the product with the quantised
+    /// weights (the activations' error alone), asymmetric rows' 255 steps over the row's own
+    /// range roughly halve the error of symmetric ±127 steps on one-sided rows.
     func testQuantisationErrorIsSmall() {
         var rng = SplitMix(seed: 11)
         let (m, n, k) = (24, 48, 384)
-        let x = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }, w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
-        var exact = [Float](repeating: 0, count: m * n)
-        for i in 0..<m { for j in 0..<n { for p in 0..<k { exact[i * n + j] += x[i * k + p] * w[j * k + p] } } }
+        let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
         let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }
-        var y = [Float](repeating: 0, count: m * n)
-        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
-            packed.linear(x: xb.nonEmptyBase, ldx: k, bias: nil, y: yb.nonEmptyBase, ldy: n, m: m)
-        } }
-        let rms = (exact.reduce(0) { $0 + $1 * $1 } / Float(exact.count)).squareRoot()
-        let err = (zip(y, exact).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(exact.count)).squareRoot()
-        XCTAssertLessThan(err / rms, 0.015, "relative RMS error \(err / rms)")
-        print("int8 linear: relative RMS error \(err / rms); VNNI: \(Int8PackedWeights.accelerated)")
+        let wq = (0..<n).map { quantizeSymmetric(w[($0 * k)..<(($0 + 1) * k)]) }
+        // (rows, bound on the error to the float product, bound on the activations' error relative to symmetric rows')
+        for (name, range, bound, gain) in [("symmetric", Float(-1)...1, Float(0.015), Float(1.01)), ("one-sided", -0.17...2, 0.015, 0.65)] {
+            let x = (0..<(m * k)).map { _ in Float.random(in: range, using: &rng) }
+            var exact = [Float](repeating: 0, count: m * n), weightsOnly = exact, symmetric = exact
+            for i in 0..<m {
+                let (xq, xs) = quantizeSymmetric(x[(i * k)..<((i + 1) * k)])
+                for j in 0..<n {
+                    for p in 0..<k {
+                        exact[i * n + j] += x[i * k + p] * w[j * k + p]
+                        weightsOnly[i * n + j] += x[i * k + p] * wq[j].1 * Float(wq[j].0[p])
+                        symmetric[i * n + j] += xs * wq[j].1 * Float(xq[p] * wq[j].0[p])
+                    }
+                }
+            }
+            var y = [Float](repeating: 0, count: m * n)
+            x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+                packed.linear(x: xb.nonEmptyBase, ldx: k, bias: nil, y: yb.nonEmptyBase, ldy: n, m: m)
+            } }
+            func rmsError(_ a: [Float], _ b: [Float]) -> Float { (zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(a.count)).squareRoot() }
+            let rms = (exact.reduce(0) { $0 + $1 * $1 } / Float(exact.count)).squareRoot()
+            let err = rmsError(y, exact) / rms
+            let activationErr = rmsError(y, weightsOnly) / rms, symmetricErr = rmsError(symmetric, weightsOnly) / rms
+            XCTAssertLessThan(err, bound, "\(name): relative RMS error \(err)")
+            XCTAssertLessThan(activationErr, gain * symmetricErr, "\(name): activations' error, asymmetric vs symmetric rows: \(activationErr) vs \(symmetricErr)")
+            print("int8 linear, \(name) rows: relative RMS error \(err); activations' alone \(activationErr) (symmetric rows \(symmetricErr)); VNNI: \(Int8PackedWeights.accelerated)")
+        }
     }
 }
 

@@ -96,13 +96,15 @@ size_t alloy_quantized_row_bytes(int k);
 /// and the sum of its quantised values (`alloy_packed_i8_channels(n)` entries each).
 void alloy_pack_weights_i8(const float *w, int n, int k, int8_t *packed, float *scale, int32_t *colsum);
 
-/// Quantises m rows of X (k values, row stride ldx) per row: scale = max|x|/127, values
-/// round(x/scale) + 128 as u8, rows `alloy_quantized_row_bytes(k)` apart (padding 128).
-void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale);
+/// Quantises m rows of X (k values, row stride ldx) per row, asymmetrically (ONNX
+/// DynamicQuantizeLinear): with [lo, hi] the row's range widened to hold 0, scale = (hi − lo)/255,
+/// zero point z = round(−lo/scale), values clamp(round(x/scale) + z, 0, 255) as u8, rows
+/// `alloy_quantized_row_bytes(k)` apart (padding z); writes each row's scale and z.
+void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale, int32_t *xzero);
 
 /// Y = X·Wᵀ + bias (Y += … when `accumulate`) from quantised rows and int8-packed weights,
 /// single-threaded; AVX-512 VNNI when `isa` allows and the CPU has it, else portable.
-void alloy_linear_i8_isa(const uint8_t *xq, const float *xscale, const int8_t *packed, const float *scale,
+void alloy_linear_i8_isa(const uint8_t *xq, const float *xscale, const int32_t *xzero, const int8_t *packed, const float *scale,
                          const int32_t *colsum, const float *bias, float *y, int ldy, int m, int n, int k,
                          int accumulate, int isa);
 
