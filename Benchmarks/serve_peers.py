@@ -126,8 +126,9 @@ async def closed_loop(port, kind, texts, adapters, concurrency, duration, warmup
     return lat, errors
 
 
-async def open_loop(port, kind, texts, adapters, rate, duration):
-    """Requests at `rate`/s (exponential gaps, seeded) over a pool of connections."""
+async def open_loop(port, kind, texts, adapters, rate, duration, even=False):
+    """Requests at `rate`/s over a pool of connections: Poisson arrivals (exponential gaps,
+    seeded), or with `even` evenly spaced ones (a constant rate, as wrk2 -R sends)."""
     rng = random.Random(7)
     lat, errors, tasks = [], 0, []
     pool = [Conn(port) for _ in range(128)]
@@ -150,7 +151,7 @@ async def open_loop(port, kind, texts, adapters, rate, duration):
     t = time.perf_counter()
     i = 0
     while t < end:
-        t += rng.expovariate(rate)
+        t += 1 / rate if even else rng.expovariate(rate)
         await asyncio.sleep(max(0, t - time.perf_counter()))
         tasks.append(asyncio.create_task(one(texts[i % len(texts)], adapters[rng.randrange(len(adapters))] if adapters else None)))
         i += 1
@@ -180,6 +181,28 @@ def summary(lat, duration):
     s = sorted(lat)
     return {"seq_per_s": round(len(s) / duration, 1), "p50_ms": round(1e3 * s[len(s) // 2], 2),
             "p99_ms": round(1e3 * s[min(len(s) - 1, int(len(s) * 0.99))], 2), "n": len(s)}
+
+
+def scrape(port):
+    """Sums and counts of the server's queue and inference histograms (GET /metrics)."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        for name in ("alloy_queue_duration_seconds", "alloy_inference_duration_seconds", "alloy_batch_sequences"):
+            for part in ("_sum", "_count"):
+                if line.startswith(name + part + " "):
+                    out[name + part] = float(line.split()[-1])
+    return out
+
+
+def split(before, after):
+    """Mean queue wait per sequence, mean forward pass per batch and mean batch size between
+    two scrapes."""
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    per = lambda name, scale: round(scale * d[name + "_sum"] / d[name + "_count"], 2) if d.get(name + "_count") else None
+    return {"queue_ms_mean": per("alloy_queue_duration_seconds", 1e3), "inference_ms_mean_per_batch": per("alloy_inference_duration_seconds", 1e3),
+            "batch_sequences_mean": per("alloy_batch_sequences", 1)}
 
 
 # --------------------------------------------------------------------------- servers
@@ -234,7 +257,9 @@ def first_load(alloy, model, adapters, tmp, env):
     run("import", model, "--name", "base")
     for i, a in enumerate(adapters):
         run("import", a, "--name", f"expert{i}", "--base", "base")
-    for what in ("checkout + load (first use ever)", "load (checkout cached by an earlier run)"):
+    # Adapters load from the store's blobs in memory (no checkout folder is written), so both
+    # runs read the same bytes; the second shows the spread between runs.
+    for what in ("first server run after the import", "second server run"):
         first_load_once(alloy, adapters, store, env, what)
 
 
@@ -275,6 +300,9 @@ def main():
     args = sys.argv[1:]
     duration = float(args[args.index("--duration") + 1]) if "--duration" in args else 10.0
     only = args[args.index("--only") + 1] if "--only" in args else None
+    # PARTS=closed,open,first (default all): the closed-loop cells, the open loops at half of
+    # saturation (SATURATION=seq/s gives it when the closed loops are skipped), the first loads.
+    parts = set(os.environ.get("PARTS", "closed,open,first").split(","))
     alloy, model, sentences, adapters = args[0], args[1], args[2], args[3].split(",")
     texts = [l for l in open(sentences).read().split("\n") if l]
     tmp = tempfile.mkdtemp(prefix="alloy-serve-bench-")
@@ -314,19 +342,23 @@ def main():
                       ("alloy", "tei", [], c, "base"), ("infinity", "openai", [], c, "base")]
         best = {}
         for server, kind, ads, c, label in cells:
-            if server not in procs:
+            if server not in procs or "closed" not in parts:
                 continue
             lat, err = asyncio.run(closed_loop(ports[server], kind, texts, [a for a in ads if a], c, duration, min(2.0, duration / 4)))
             row = {"server": server, "workload": label, "concurrency": c, "errors": err, **summary(lat, duration)}
             print(json.dumps(row), flush=True)
             best[(server, label)] = max(best.get((server, label), 0), row["seq_per_s"])
         # Half of saturating load, open loop, Alloy with the mixed adapters.
-        sat = best.get(("alloy", f"{len(adapters)} adapters mixed"), 0)
-        if sat > 0:
-            lat, err = asyncio.run(open_loop(ports["alloy"], "tei", texts, adapters, sat / 2, duration))
-            print(json.dumps({"server": "alloy", "workload": f"open loop at {sat / 2:.0f}/s (half of saturation)", "errors": err,
-                              **summary(lat, duration)}), flush=True)
-        first_load(alloy, model, adapters, tmp, env)
+        sat = best.get(("alloy", f"{len(adapters)} adapters mixed"), 0) or float(os.environ.get("SATURATION", 0))
+        if sat > 0 and "open" in parts:
+            for even in (False, True):
+                arrivals = "constant rate (evenly spaced)" if even else "Poisson arrivals"
+                before = scrape(ports["alloy"])
+                lat, err = asyncio.run(open_loop(ports["alloy"], "tei", texts, adapters, sat / 2, duration, even=even))
+                print(json.dumps({"server": "alloy", "workload": f"open loop at {sat / 2:.0f}/s (half of saturation), {arrivals}", "errors": err,
+                                  **summary(lat, duration), **split(before, scrape(ports["alloy"]))}), flush=True)
+        if "first" in parts:
+            first_load(alloy, model, adapters, tmp, env)
     finally:
         for p in procs.values():
             p.send_signal(signal.SIGTERM)

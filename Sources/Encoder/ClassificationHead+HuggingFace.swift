@@ -113,8 +113,8 @@ extension ClassificationHead {
     /// (PEFT's SEQ_CLS over a transformers model) rather than Alloy's linear head on mean-pooled
     /// states (its experts record `auto_mapping.base_model_class: MeanPoolClassifier` and
     /// `head.pooling: mean` in their card).
-    static func isTransformersPEFTHead(_ peft: PEFTAdapter, near directory: String) throws -> Bool {
-        if try ExpertCard.near(directory)?.head?.pooling == "mean" { return false }
+    static func isTransformersPEFTHead(_ peft: PEFTAdapter, card: ExpertCard?) -> Bool {
+        if card?.head?.pooling == "mean" { return false }
         if let c = peft.baseModelClass { return c.hasSuffix("ForSequenceClassification") }
         return peft.taskType == "SEQ_CLS"
     }
@@ -122,8 +122,8 @@ extension ClassificationHead {
     /// The head of a PEFT SEQ_CLS adapter over `model` (PEFT's `modules_to_save` hold the
     /// classifier; what they do not hold — BERT's pooler — is the base's, with the adapter's
     /// LoRA update when it has one). Labels: `labels`, else the base's `id2label`; softmax or
-    /// sigmoid as the base's config says.
-    static func peft(_ peft: PEFTAdapter, layers: [String: LoRAWeights], model: EncoderModel, labels: [String]) throws -> ClassificationHead {
+    /// sigmoid as the base's config says; the token limit from the adapter's `card`, else the base's.
+    static func peft(_ peft: PEFTAdapter, layers: [String: LoRAWeights], model: EncoderModel, labels: [String], card: ExpertCard?) throws -> ClassificationHead {
         let baseConfig = try? TransformersHeadConfig(directory: model.directory)
         let modelType = model.config.modelType ?? ""
         func tensor(_ name: String) throws -> Tensor? {
@@ -152,7 +152,7 @@ extension ClassificationHead {
         guard head.inputWidth == model.hidden else {
             throw EncoderError.head(path: peft.directory, reason: "the head takes vectors of \(head.inputWidth), the encoder's hidden size is \(model.hidden)")
         }
-        head.maxLength = try maxLength(near: peft.directory) ?? SentenceEncoder.Settings.tokenizerMaxLength(directory: model.directory)
+        head.maxLength = try card?.head?.maxLength ?? SentenceEncoder.Settings.tokenizerMaxLength(directory: model.directory)
         return head
     }
 }

@@ -37,11 +37,19 @@ extension ClassificationHead {
         }
         let file = isDir.boolValue ? (path as NSString).appendingPathComponent("head.safetensors") : path
         let f = try SafetensorsFile(path: file)
-        guard let w = f.names.first(where: { $0.hasSuffix("classifier.weight") }), let b = f.names.first(where: { $0.hasSuffix("classifier.bias") }) else {
+        return try linear(names: f.names, tensor: f.tensor, labels: labels, maxLength: maxLength(near: dir), model: model, source: file)
+    }
+
+    /// The linear head held by `classifier.weight` and `classifier.bias` among `names` (a
+    /// head.safetensors, or a store's head blob in memory), checked against `model`'s width
+    /// and the `labels`' count; `source` names it in errors.
+    public static func linear(names: [String], tensor: (String) throws -> Tensor, labels: [String], maxLength: Int?,
+                              model: EncoderModel, source file: String) throws -> ClassificationHead {
+        guard let w = names.first(where: { $0.hasSuffix("classifier.weight") }), let b = names.first(where: { $0.hasSuffix("classifier.bias") }) else {
             throw EncoderError.head(path: file, reason: "needs classifier.weight and classifier.bias")
         }
-        var head = try ClassificationHead(weight: f.tensor(w), bias: f.tensor(b), labels: labels)
-        head.maxLength = try maxLength(near: dir)
+        var head = try ClassificationHead(weight: tensor(w), bias: tensor(b), labels: labels)
+        head.maxLength = maxLength
         guard head.inputWidth == model.hidden else {
             throw EncoderError.shapeMismatch(source: file, tensor: w, expected: [head.count, model.hidden], found: head.weight.shape.dims)
         }

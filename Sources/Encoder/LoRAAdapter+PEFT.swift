@@ -7,7 +7,15 @@ extension LoRAAdapter {
     /// every A/B shape is checked against the base weight it updates. A `classifier` in
     /// `modules_to_save` becomes the adapter's head, labelled with `labels`.
     public convenience init(peft directory: String, for model: EncoderModel, labels: [String] = []) throws {
-        let peft = try PEFTAdapter(directory: directory)
+        try self.init(peft: PEFTAdapter(directory: directory), name: (directory as NSString).lastPathComponent,
+                      card: ExpertCard.near(directory), for: model, labels: labels)
+    }
+
+    /// Builds the adapter from a PEFT LoRA already read (from a folder, or a store's blobs held
+    /// in memory); `card` is the expert card that goes with it, if any (head pooling and
+    /// token limit).
+    public convenience init(peft: PEFTAdapter, name: String, card: ExpertCard?, for model: EncoderModel, labels: [String] = []) throws {
+        let directory = peft.directory
         var layers: [String: LoRAWeights] = [:]
         for m in peft.modules {
             let path = model.architecture.canonical(m.path)
@@ -25,8 +33,8 @@ extension LoRAAdapter {
             layers[path] = LoRAWeights(a: m.a, b: m.b, scale: m.scale)
         }
         var head: ClassificationHead? = nil
-        if try ClassificationHead.isTransformersPEFTHead(peft, near: directory) {
-            head = try ClassificationHead.peft(peft, layers: layers, model: model, labels: labels)
+        if ClassificationHead.isTransformersPEFTHead(peft, card: card) {
+            head = try ClassificationHead.peft(peft, layers: layers, model: model, labels: labels, card: card)
         } else if let w = peft.savedTensors.first(where: { $0.key.hasSuffix("classifier.weight") })?.value,
            let b = peft.savedTensors.first(where: { $0.key.hasSuffix("classifier.bias") })?.value {
             guard w.shape.rank == 2, w.shape.dims[1] == model.hidden else {
@@ -36,8 +44,8 @@ extension LoRAAdapter {
                 throw EncoderError.head(path: directory, reason: "\(labels.count) labels given but the classifier has \(w.shape.dims[0]) outputs")
             }
             head = try ClassificationHead(weight: w, bias: b, labels: labels)
-            head?.maxLength = try ClassificationHead.maxLength(near: directory)
+            head?.maxLength = card?.head?.maxLength
         }
-        self.init(name: (directory as NSString).lastPathComponent, layers: layers, head: head)
+        self.init(name: name, layers: layers, head: head)
     }
 }

@@ -32,11 +32,26 @@ public struct PEFTAdapter {
     public let baseModelClass: String?
 
     public init(directory: String) throws {
-        self.directory = directory
         let cfgPath = (directory as NSString).appendingPathComponent("adapter_config.json")
         let wPath = (directory as NSString).appendingPathComponent("adapter_model.safetensors")
+        guard let data = FileManager.default.contents(atPath: cfgPath) else {
+            throw PEFTError(path: directory, reason: "no adapter_config.json: not a PEFT adapter folder")
+        }
+        try self.init(source: directory, config: data) {
+            guard FileManager.default.fileExists(atPath: wPath) else { throw PEFTError(path: directory, reason: "no adapter_model.safetensors") }
+            let file = try SafetensorsFile(path: wPath)
+            return (file.names, file.tensor)
+        }
+    }
+
+    /// A PEFT LoRA held elsewhere than in a folder (a store's blobs): `config` is the bytes of
+    /// its adapter_config.json; `weights` gives the names of adapter_model.safetensors' tensors
+    /// and a reader of one (called once, after the config passed its checks). `source` names
+    /// it in errors and becomes `directory`.
+    public init(source: String, config data: Data, weights: () throws -> (names: [String], tensor: (String) throws -> Tensor)) throws {
+        self.directory = source
+        let directory = source
         func fail(_ r: String) -> PEFTError { PEFTError(path: directory, reason: r) }
-        guard let data = FileManager.default.contents(atPath: cfgPath) else { throw fail("no adapter_config.json: not a PEFT adapter folder") }
         guard let cfg = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw fail("adapter_config.json is not a JSON object") }
         guard (cfg["peft_type"] as? String)?.uppercased() == "LORA" else { throw fail("peft_type is \(cfg["peft_type"] ?? "missing"); only LORA is supported") }
         guard let r = cfg["r"] as? Int, r > 0 else { throw fail("adapter_config.json lacks a positive r") }
@@ -55,8 +70,7 @@ public struct PEFTAdapter {
         baseModelClass = (cfg["auto_mapping"] as? [String: Any])?["base_model_class"] as? String
         let rankPattern = (cfg["rank_pattern"] as? [String: Int]) ?? [:]
         let alphaPattern = ((cfg["alpha_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
-        guard FileManager.default.fileExists(atPath: wPath) else { throw fail("no adapter_model.safetensors") }
-        let file = try SafetensorsFile(path: wPath)
+        let file = try weights()
 
         func pattern<V>(_ p: [String: V], _ module: String) -> V? {
             p.keys.sorted().first { module == $0 || module.hasSuffix("." + $0) }.flatMap { p[$0] }

@@ -1,7 +1,9 @@
 import Dispatch
 import Encoder
+import Formats
 import Foundation
 import Store
+import Synchronization
 
 /// How a forward pass applies an adapter to a sequence.
 enum BatchGroup: Sendable {
@@ -33,6 +35,26 @@ public struct LoadedAdapter: Sendable {
     public let loadSeconds: Double
 }
 
+/// The store adapters are looked up in, opened on its first use and kept open (a first request
+/// does not wait for the catalog to be opened again).
+final class StoreHandle: Sendable {
+    let root: String?
+    private let opened = Mutex<Store?>(nil)
+
+    init(root: String?) { self.root = root }
+
+    /// The store at `root`; nil when there is none (no catalog.sqlite yet).
+    func store() throws -> Store? {
+        guard let root, FileManager.default.fileExists(atPath: (root as NSString).appendingPathComponent("catalog.sqlite")) else { return nil }
+        return try opened.withLock { s in
+            if let s { return s }
+            let fresh = try Store(root: root, create: false)
+            s = fresh
+            return fresh
+        }
+    }
+}
+
 /// Adapters in memory, loaded on first use from a path or the store and evicted least recently
 /// used beyond `capacity`. Concurrent first uses of one id share one load.
 actor AdapterRegistry {
@@ -41,7 +63,7 @@ actor AdapterRegistry {
     private var loading: [String: Task<LoadedAdapter, any Error>] = [:]
     private var tick: UInt64 = 0
     let encoder: SentenceEncoder
-    let storeRoot: String?
+    let store: StoreHandle
     let allowPaths: Bool
     let capacity: Int
     let metrics: ServerMetrics
@@ -49,7 +71,7 @@ actor AdapterRegistry {
 
     init(encoder: SentenceEncoder, storeRoot: String?, allowPaths: Bool, capacity: Int, metrics: ServerMetrics) {
         self.encoder = encoder
-        self.storeRoot = storeRoot
+        self.store = StoreHandle(root: storeRoot)
         self.allowPaths = allowPaths
         self.capacity = max(1, capacity)
         self.metrics = metrics
@@ -57,9 +79,11 @@ actor AdapterRegistry {
 
     /// The adapter `id`, loading it if needed.
     func adapter(_ id: String) async throws -> LoadedAdapter {
-        try await cachedOrLoad(id) { [encoder, storeRoot, allowPaths] in
-            let path = try Self.resolve(id, storeRoot: storeRoot, allowPaths: allowPaths)
-            return try Self.load(id: id, path: path, encoder: encoder)
+        try await cachedOrLoad(id) { [encoder, store, allowPaths] in
+            switch try Self.resolve(id, in: store, allowPaths: allowPaths) {
+            case .path(let path): return try Self.load(id: id, path: path, encoder: encoder)
+            case .stored(let store, let item): return try Self.load(id: id, item: item, store: store, encoder: encoder)
+            }
         }
     }
 
@@ -67,12 +91,19 @@ actor AdapterRegistry {
     func composition(_ parts: [(id: String, weight: Float)]) async throws -> LoadedAdapter {
         let canonical = parts.sorted { ($0.id, $0.weight) < ($1.id, $1.weight) }
         let key = canonical.map { "\($0.id)@\($0.weight)" }.joined(separator: "+")
-        return try await cachedOrLoad(key) { [encoder, storeRoot, allowPaths] in
+        return try await cachedOrLoad(key) { [encoder, store, allowPaths] in
             var set = AdapterSet()
             for p in canonical {
-                let path = try Self.resolve(p.id, storeRoot: storeRoot, allowPaths: allowPaths)
+                let origin = try Self.resolve(p.id, in: store, allowPaths: allowPaths)
                 do {
-                    try set.add(path: path, scale: p.weight, model: encoder.model, labels: ClassificationHead.labels(near: path))
+                    switch origin {
+                    case .path(let path):
+                        try set.add(path: path, scale: p.weight, model: encoder.model, labels: ClassificationHead.labels(near: path))
+                    case .stored(let store, let item):
+                        _ = try Self.add(item, from: store, scale: p.weight, to: &set, model: encoder.model)
+                    }
+                } catch let e as ServingError {
+                    throw e
                 } catch {
                     throw ServingError.adapterLoad(id: p.id, reason: "\(error)")
                 }
@@ -126,27 +157,44 @@ actor AdapterRegistry {
         entries.values.sorted { $0.lastUse > $1.lastUse }.map(\.adapter)
     }
 
-    /// A path on disk (when allowed) is used as is; anything else is a store ref, checked out.
-    static func resolve(_ ref: String, storeRoot: String?, allowPaths: Bool) throws -> String {
-        if allowPaths, FileManager.default.fileExists(atPath: ref) { return ref }
-        guard let root = storeRoot, FileManager.default.fileExists(atPath: (root as NSString).appendingPathComponent("catalog.sqlite")) else {
-            throw ServingError.unknownAdapter(id: ref, reason: allowPaths ? "no such path, and no store to look it up in" : "no store to look it up in")
-        }
+    /// Where an adapter's bytes are.
+    enum Origin {
+        /// A folder or file the runtime reads (a path given by the client, or a checkout).
+        case path(String)
+        /// A store entry read straight from its blobs (`load(id:item:store:encoder:)`).
+        case stored(Store, StoredItem)
+    }
+
+    /// A path on disk (when allowed) is used as is; anything else is a store ref. A LoRA or a
+    /// delta is read from the store's blobs in memory; an entry whose files hold a transformers
+    /// config.json (a fine-tuned classifier's delta, whose head needs its folder) is checked out.
+    static func resolve(_ ref: String, in handle: StoreHandle, allowPaths: Bool) throws -> Origin {
+        if allowPaths, FileManager.default.fileExists(atPath: ref) { return .path(ref) }
         let item: StoredItem
         let store: Store
         do {
-            store = try Store(root: root, create: false)
+            guard let s = try handle.store() else {
+                throw ServingError.unknownAdapter(id: ref, reason: allowPaths ? "no such path, and no store to look it up in" : "no store to look it up in")
+            }
+            store = s
             item = try store.resolve(ref)
         } catch let e as StoreError {
-            if case .notFound = e { throw ServingError.unknownAdapter(id: ref, reason: "not in the store at \(root)") }
+            if case .notFound = e { throw ServingError.unknownAdapter(id: ref, reason: "not in the store at \(handle.root ?? "")") }
             throw ServingError.adapterLoad(id: ref, reason: "\(e)")
+        } catch let e as ServingError {
+            throw e
         } catch {
             throw ServingError.adapterLoad(id: ref, reason: "\(error)")
         }
         guard item.entry.kind.isDelta else {
             throw ServingError.adapterLoad(id: ref, reason: "the store entry is a \(item.entry.kind.rawValue), not an adapter")
         }
-        do { return try store.checkout(item) } catch { throw ServingError.adapterLoad(id: ref, reason: "\(error)") }
+        do {
+            if try store.files(of: item).contains(where: { $0.0 == "config.json" }) { return .path(try store.checkout(item)) }
+        } catch {
+            throw ServingError.adapterLoad(id: ref, reason: "\(error)")
+        }
+        return .stored(store, item)
     }
 
     /// Loads the adapter at `path` as `alloy embed --adapter PATH` and `alloy classify` do.
@@ -176,5 +224,58 @@ actor AdapterRegistry {
         } catch {
             throw ServingError.adapterLoad(id: id, reason: "\(error)")
         }
+    }
+
+    /// Loads a store entry from its blobs, writing nothing: no checkout folder is built (the
+    /// first request of an adapter would wait for its files to be written and fsync'ed).
+    ///
+    /// What is verified is what a checkout verifies when it copies the blobs: each blob's
+    /// header CRC and structure when it is opened, and the CRC-32 of every chunk of each tensor
+    /// read (`AlloyFile`); a delta's `base_sha256` against the served base's content hash;
+    /// the PEFT config, card and every shape as for a folder. The blobs' SHA-256 is checked by
+    /// `alloy store verify`, as for a checkout.
+    static func load(id: String, item: StoredItem, store: Store, encoder: SentenceEncoder) throws -> LoadedAdapter {
+        do {
+            var set = AdapterSet()
+            let (lora, card) = try add(item, from: store, scale: 1, to: &set, model: encoder.model)
+            var head = lora?.head
+            if head == nil, item.blobs["head"] != nil {
+                let f = try store.open(item, role: "head")
+                head = try ClassificationHead.linear(names: f.names, tensor: f.tensor, labels: card?.labels ?? [], maxLength: card?.head?.maxLength,
+                                                     model: encoder.model, source: "the head of \(item.ref) in the store")
+            }
+            let kind = item.entry.kind == .lora ? "lora" : "delta"
+            let group: BatchGroup
+            if let lora, set.patched.isEmpty { group = .shared(lora) } else { group = .exclusive(key: id, set: set) }
+            return LoadedAdapter(id: id, kind: kind, path: store.blobPath(item.blobs["weights"]?.sha256 ?? ""), group: group, head: head, loadSeconds: 0)
+        } catch let e as ServingError {
+            throw e
+        } catch {
+            throw ServingError.adapterLoad(id: id, reason: "\(error)")
+        }
+    }
+
+    /// Adds the store entry `item` (a LoRA, or a sparse, task-vector or merged delta) to `set`
+    /// with `scale`, read from its blobs; returns the LoRA, if it is one, and the entry's card.
+    static func add(_ item: StoredItem, from store: Store, scale: Float, to set: inout AdapterSet,
+                    model: EncoderModel) throws -> (lora: LoRAAdapter?, card: ExpertCard?) {
+        let source = "\(item.ref) in the store"
+        let card = try store.card(of: item).map { try ExpertCard.decode(Data($0), path: "the card of \(source)") }
+        guard let weights = item.blobs["weights"] else { throw ServingError.adapterLoad(id: item.ref, reason: "the store entry has no weights blob") }
+        if item.entry.kind == .lora {
+            guard let config = try store.files(of: item).first(where: { $0.0 == "adapter_config.json" })?.1 else {
+                throw ServingError.adapterLoad(id: item.ref, reason: "the store entry has no adapter_config.json")
+            }
+            let peft = try PEFTAdapter(source: source, config: Data(config)) {
+                let f = try store.open(item, role: "weights")
+                return (f.names, f.tensor)
+            }
+            let lora = try LoRAAdapter(peft: peft, name: item.ref, card: card, for: model, labels: card?.labels ?? [])
+            set.loras.append((lora, scale))
+            return (lora, card)
+        }
+        // A delta's checkout is a link to this blob; `add(path:)` checks its kind and base hash.
+        try set.add(path: store.blobPath(weights.sha256), scale: scale, model: model)
+        return (nil, card)
     }
 }

@@ -106,6 +106,9 @@ public final class Store: Sendable {
     /// The files of an entry's `files` blob, by relative path.
     public func files(of item: StoredItem) throws -> [(String, [UInt8])] { try blobs.files(of: item) }
 
+    /// The bytes of the entry's card.json, if it has a `card` blob.
+    public func card(of item: StoredItem) throws -> [UInt8]? { try blobs.card(of: item) }
+
     /// Every file under blobs/: (sha, path); temp files have an empty sha.
     func blobFiles() -> [(sha: String, path: String)] { blobs.allFiles() }
 

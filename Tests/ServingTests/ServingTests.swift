@@ -205,6 +205,69 @@ final class ServingTests: XCTestCase {
         try await s.stop()
     }
 
+    /// Store adapters load from the store's blobs in memory: a LoRA with its head, a delta with
+    /// a head blob and a composition of both answer /embed and /predict as their checked-out
+    /// folders do under `alloy embed` / `alloy classify`, and no checkout folder is written.
+    func testStoreAdaptersLoadFromBlobsWithoutACheckout() async throws {
+        let storeRoot = dir + "/store"
+        let store = try Store(root: storeRoot)
+        _ = try store.importSource(base, options: ImportOptions(name: "tiny"))
+        var o = ImportOptions(name: "lora-expert"); o.base = "tiny"
+        _ = try store.importSource(try ServingFixture.lora(in: dir, k: 1, factor: 2), options: o)
+        o = ImportOptions(name: "tv"); o.base = "tiny"; o.kind = .taskVector
+        let tv = try store.importSource(try ServingFixture.taskVector(in: dir, seed: 43), options: o).item
+        // A delta with a head: the task vector's blob as delta.alloy beside head.safetensors.
+        let withHead = dir + "/tv-head"
+        try FileManager.default.createDirectory(atPath: withHead, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: store.blobPath(try XCTUnwrap(tv.blobs["weights"]).sha256), toPath: withHead + "/delta.alloy")
+        try ServingFixture.head(seed: 47, labels: 4, to: withHead + "/head.safetensors")
+        try #"{"task":"h","labels":["w","x","y","z"],"head":{"pooling":"mean","max_length":40}}"#.write(toFile: withHead + "/card.json", atomically: true, encoding: .utf8)
+        o = ImportOptions(name: "delta-expert"); o.base = "tiny"
+        _ = try store.importSource(withHead, options: o)
+        let items = try ["lora-expert", "delta-expert"].map { try store.resolve($0) }
+        let texts = ServingFixture.sentences(5, seed: 9, maxWords: 20)
+        let s = try await start { $0.model = "tiny"; $0.storeRoot = storeRoot }
+        var answers: [String: (embed: [[Float]], predict: [[[String: Any]]])] = [:]
+        var composed: [[Float]] = []
+        do {
+            for item in items {
+                let e = try await s.post("/embed", ["inputs": texts, "adapter_id": item.ref])
+                XCTAssertEqual(e.status, 200, e.body)
+                let p = try await s.post("/predict", ["inputs": texts, "adapter_id": item.ref])
+                XCTAssertEqual(p.status, 200, p.body)
+                answers[item.ref] = (vectors(e.json), p.json as? [[[String: Any]]] ?? [])
+            }
+            let c = try await s.post("/embed", ["inputs": texts, "adapters": [["id": "lora-expert", "weight": 0.5], ["id": "delta-expert", "weight": 2]]])
+            XCTAssertEqual(c.status, 200, c.body)
+            composed = vectors(c.json)
+            let list = try await s.get("/adapters").json as? [[String: Any]] ?? []
+            XCTAssertEqual(Set(list.compactMap { $0["kind"] as? String }), ["lora", "delta", "composition"])
+        } catch { try await s.stop(); throw error }
+        try await s.stop()
+        for item in items {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: storeRoot + "/cache/" + item.entry.digest), "\(item.ref) was checked out")
+        }
+        // The answers of the checked-out folders, as `alloy embed` and `alloy classify` compute them.
+        var paths: [String: String] = [:]
+        for item in items { paths[item.ref] = try store.checkout(item) }
+        for item in items {
+            let path = try XCTUnwrap(paths[item.ref])
+            let got = try XCTUnwrap(answers[item.ref])
+            XCTAssertLessThanOrEqual(maxDifference(got.embed, try ServingFixture.embed(encoder, texts, adapters: [(path, 1)])), tolerance, item.ref)
+            let (labels, probs) = try ServingFixture.classify(encoder, texts, adapter: path)
+            XCTAssertEqual(got.predict.count, texts.count, item.ref)
+            for (a, p) in zip(got.predict, probs) {
+                XCTAssertEqual(Set(a.compactMap { $0["label"] as? String }), Set(labels), item.ref)
+                for e in a {
+                    guard let l = e["label"] as? String, let i = labels.firstIndex(of: l), let sc = (e["score"] as? NSNumber)?.floatValue else { XCTFail("\(e)"); continue }
+                    XCTAssertEqual(sc, p[i], accuracy: tolerance, "\(item.ref) \(l)")
+                }
+            }
+        }
+        let want = try ServingFixture.embed(encoder, texts, adapters: [(try XCTUnwrap(paths["delta-expert"]), 2), (try XCTUnwrap(paths["lora-expert"]), 0.5)])
+        XCTAssertLessThanOrEqual(maxDifference(composed, want), tolerance)
+    }
+
     /// 64 concurrent requests over 8 adapters (6 LoRAs mixed in shared batches, 1 sparse, the
     /// base), each equal to that adapter's answer to the same request alone.
     func testConcurrentRequestsOverEightAdaptersEqualSingleAnswers() async throws {
