@@ -121,6 +121,7 @@ public enum SafetensorsWriter {
         private var offsets: [String: Range<Int>] = [:]
         private let lock = NSLock()
         private var failure: Error?
+        private let writeback = DispatchQueue(label: "alloy.safetensors.writeback")
 
         public init(_ entries: [Entry], metadata: [String: String]? = nil, path: String) throws {
             var seen = Set<String>()
@@ -148,14 +149,20 @@ public enum SafetensorsWriter {
             }
         }
 
-        /// Says tensor `name`'s bytes are all written: their writeback to disk starts now,
-        /// overlapping whatever the producer does next (`AtomicFile.startWriteback`).
+        /// Says tensor `name`'s bytes are all written: their writeback to disk starts now, from a
+        /// background queue (submitting the writes takes the file system's time, which the
+        /// producer should not wait for), overlapping whatever the producer does next
+        /// (`AtomicFile.startWriteback`).
         public func finished(_ name: String) {
-            if let r = offsets[name] { file.startWriteback((headerSize + r.lowerBound)..<(headerSize + r.upperBound)) }
+            guard let r = offsets[name] else { return }
+            let file = UnsafeSendableBox(file), range = (headerSize + r.lowerBound)..<(headerSize + r.upperBound)
+            writeback.async { file.value.startWriteback(range) }  // a positional call on the descriptor
         }
 
-        /// Throws the first failed write, else fsyncs and renames the file into place.
+        /// Throws the first failed write, else waits for the writebacks started, fsyncs and
+        /// renames the file into place.
         public func commit() throws {
+            writeback.sync {}
             if let failure = lock.withLock({ failure }) { throw failure }
             try file.commit()
         }
