@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "Tensors", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "Formats", dependencies: [
-            "Tensors", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+            "Tensors", "CKernels", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "Encoder", dependencies: ["Tensors", "Formats", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Merging", dependencies: ["Tensors", "Formats", "CKernels", .product(name: "Yams", package: "Yams")]),

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Formats
+import Synchronization
 import Tensors
 
 /// A base model's linear weights packed for the forward pass and kept on disk, so that a process
@@ -133,8 +134,7 @@ public struct PackedWeightCache: Sendable {
         return out
     }
 
-    /// Packs `layers` straight into a new file's mapping (layers spread over the cores) and
-    /// renames it into place.
+    /// Packs `layers` into a new file (layers spread over the cores) and renames it into place.
     func write(_ path: String, key: Key, layers: [Layer]) throws {
         var offset = 0
         var places: [[(offset: Int, size: Int)]] = []
@@ -168,14 +168,28 @@ public struct PackedWeightCache: Sendable {
         withUnsafeBytes(of: UInt64(text.count).littleEndian) { prefix += $0 }
         prefix += text
         prefix += text.withUnsafeBytes { Self.digest($0) }
-        try file.write(prefix)
-        let map = try file.map(size: start + offset)
-        let box = UnsafeSendableBox((map.baseAddress!, layers, places))
+        try prefix.withUnsafeBytes { try file.write($0, at: 0) }
+        // Each layer is packed into a scratch buffer on one core and written at its place; the
+        // disk starts on it while the next is packed.
+        let failure = Mutex<(any Error)?>(nil)
+        let box = UnsafeSendableBox((file, layers, places))
         Parallel.forEach(count: layers.count) { i in
-            let (base, layers, places) = box.value
-            let l = layers[i]
-            PackedLinear.pack(l.values, n: l.n, k: l.k, precision: key.precision, into: places[i].map { base + start + $0.offset })
+            let (file, layers, places) = box.value
+            let l = layers[i], parts = places[i]
+            let bytes = parts.last.map { $0.offset + $0.size - parts[0].offset } ?? 0
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
+            defer { scratch.deallocate() }
+            scratch.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            PackedLinear.pack(l.values, n: l.n, k: l.k, precision: key.precision, into: parts.map { scratch + $0.offset - parts[0].offset })
+            let at = start + (parts.first?.offset ?? 0)
+            do {
+                try file.write(UnsafeRawBufferPointer(start: scratch, count: bytes), at: at)
+                file.startWriteback(at..<(at + bytes))
+            } catch {
+                failure.withLock { $0 = $0 ?? error }
+            }
         }
+        if let e = failure.withLock({ $0 }) { throw e }
         try file.commit()
     }
 

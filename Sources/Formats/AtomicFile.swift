@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -13,7 +14,6 @@ public final class AtomicFile {
     private var fd: Int32
     private var committed = false
     private var buffer: [UInt8] = []
-    private var mapping: UnsafeMutableRawBufferPointer?
     private static let bufferSize = 1 << 20
 
     public init(path: String) throws {
@@ -57,28 +57,39 @@ public final class AtomicFile {
         }
     }
 
-    /// Sizes the file to `size` bytes (what was written before is kept) and maps all of it for
-    /// writing; the mapping is valid until `commit` (or the file's end). Once per file.
-    public func map(size: Int) throws -> UnsafeMutableRawBufferPointer {
-        precondition(mapping == nil, "AtomicFile.map is called once per file (API contract)")
-        try flush()
-        guard size > 0 else { return UnsafeMutableRawBufferPointer(start: nil, count: 0) }
-        guard ftruncate(fd, off_t(size)) == 0 else { throw FormatIOError(path: path, operation: "size the file to \(size) bytes", code: errno) }
-        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-        guard let p, p != MAP_FAILED else { throw FormatIOError(path: path, operation: "map \(size) bytes for writing", code: errno) }
-        let m = UnsafeMutableRawBufferPointer(start: p, count: size)
-        mapping = m
-        return m
+    /// Writes `bytes` at file offset `offset` (pwrite), apart from `write`'s buffered stream:
+    /// a file is written one way or the other. Safe from several threads at once for disjoint
+    /// ranges.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        guard var p = bytes.baseAddress else { return }
+        var left = bytes.count, at = offset
+        while left > 0 {
+            let n = pwrite(fd, p, left, off_t(at))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FormatIOError(path: path, operation: "write \(left) bytes at offset \(at)", code: errno)
+            }
+            p += n; left -= n; at += n
+        }
     }
 
-    private func unmap() {
-        if let m = mapping, let base = m.baseAddress { munmap(base, m.count) }
-        mapping = nil
+    /// Starts writing the whole pages of `range` (file offsets) to disk without waiting
+    /// (`alloy_start_writeback`: Linux `sync_file_range`), so that the disk works while the caller
+    /// computes the rest and `commit`'s fsync — which still makes every byte durable — has
+    /// little left to wait for. The partial pages at either end are left to `commit`: a page
+    /// under writeback that is written again would wait for it. For bytes that will not change
+    /// again; a hint: where the call is unavailable or fails, `commit` writes them all.
+    public func startWriteback(_ range: Range<Int>) {
+        let page = Self.pageSize
+        let lo = (range.lowerBound + page - 1) / page * page, hi = range.upperBound / page * page
+        guard hi > lo else { return }
+        _ = alloy_start_writeback(fd, Int64(lo), Int64(hi - lo))
     }
+
+    private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     /// Flushes, fsyncs and renames the file into place.
     public func commit() throws {
-        unmap()   // its dirty pages are the file's: the fsync below writes them
         try flush()
         guard fsync(fd) == 0 else { throw FormatIOError(path: path, operation: "fsync", code: errno) }
         close(fd)
@@ -91,7 +102,6 @@ public final class AtomicFile {
     }
 
     deinit {
-        unmap()
         if fd >= 0 { close(fd) }
         if !committed { unlink(tempPath) }
     }

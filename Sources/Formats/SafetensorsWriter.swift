@@ -1,3 +1,4 @@
+import Foundation
 import Tensors
 
 /// Deterministic safetensors writer.
@@ -105,15 +106,22 @@ public enum SafetensorsWriter {
         try file.commit()
     }
 
-    /// A safetensors file written in place: the header for `entries` is written first, then
-    /// the data region is mapped so that producers (merges) write each tensor straight into the
-    /// file, without an intermediate buffer or a write(2) copy. Atomic like `write`: nothing
-    /// appears at `path` before `commit`.
-    public final class Mapped {
+    /// A safetensors file whose tensors are written where they belong, in any order and from
+    /// any thread (positional writes): the header first, then each tensor's bytes, whole or in
+    /// pieces, at its offset — producers (merges) write from small staging blocks, so no page of
+    /// the file is faulted in and zero-filled first as a mapping would. Atomic like `write`:
+    /// nothing appears at `path` before `commit`.
+    ///
+    /// `@unchecked Sendable`: after `init` only `write(_:at:)` (disjoint ranges, pwrite) and the
+    /// error slot (a lock) are used from several threads; `commit` is called once, after them.
+    public final class Placed: @unchecked Sendable {
         public let path: String
         private let file: AtomicFile
-        private let data: UnsafeMutableRawBufferPointer
+        private let headerSize: Int
         private var offsets: [String: Range<Int>] = [:]
+        private let lock = NSLock()
+        private var failure: Error?
+        private let writeback = DispatchQueue(label: "alloy.safetensors.writeback")
 
         public init(_ entries: [Entry], metadata: [String: String]? = nil, path: String) throws {
             var seen = Set<String>()
@@ -123,19 +131,40 @@ public enum SafetensorsWriter {
             let head = header(ordered, metadata: metadata)
             var offset = 0
             for e in ordered { offsets[e.name] = offset..<(offset + e.byteCount); offset += e.byteCount }
-            file = try AtomicFile(path: path)
-            let whole = try file.map(size: head.count + offset)
-            head.withUnsafeBytes { whole.copyMemory(from: $0) }
-            data = UnsafeMutableRawBufferPointer(rebasing: whole[head.count...])
+            let file = try AtomicFile(path: path)
+            try head.withUnsafeBytes { try file.write($0, at: 0) }
+            self.file = file
+            headerSize = head.count
         }
 
-        /// The bytes of tensor `name` in the file, to fill before `commit`; nil for a name
-        /// that is not an entry.
-        public func bytes(_ name: String) -> UnsafeMutableRawBufferPointer? {
-            offsets[name].map { UnsafeMutableRawBufferPointer(rebasing: data[$0]) }
+        /// The byte range of tensor `name` in the data region; nil for a name that is not an entry.
+        public func range(_ name: String) -> Range<Int>? { offsets[name] }
+
+        /// Writes `bytes` at `offset` of the data region. A failure is kept and thrown by
+        /// `commit` (producers write from worker threads that cannot throw).
+        public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+            do { try file.write(bytes, at: headerSize + offset) } catch {
+                lock.lock(); defer { lock.unlock() }
+                if failure == nil { failure = error }
+            }
         }
 
-        /// Unmaps, fsyncs and renames the file into place.
-        public func commit() throws { try file.commit() }
+        /// Says tensor `name`'s bytes are all written: their writeback to disk starts now, from a
+        /// background queue (submitting the writes takes the file system's time, which the
+        /// producer should not wait for), overlapping whatever the producer does next
+        /// (`AtomicFile.startWriteback`).
+        public func finished(_ name: String) {
+            guard let r = offsets[name] else { return }
+            let file = UnsafeSendableBox(file), range = (headerSize + r.lowerBound)..<(headerSize + r.upperBound)
+            writeback.async { file.value.startWriteback(range) }  // a positional call on the descriptor
+        }
+
+        /// Throws the first failed write, else waits for the writebacks started, fsyncs and
+        /// renames the file into place.
+        public func commit() throws {
+            writeback.sync {}
+            if let failure = lock.withLock({ failure }) { throw failure }
+            try file.commit()
+        }
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Tensors
 
 /// Exact order statistics of |τ| = |θᵢ − θ_base| for the trimming steps of TIES and Model
@@ -49,12 +50,16 @@ enum MagnitudeSelect {
             return result
         }
         // Brackets from a seeded sample.
-        struct Bracket { let model: Int, slot: Int, rank: Int, lo: Float, hi: Float }
+        struct Bracket { let model: Int, slot: Int, rank: Int, lo: Float, hi: Float, share: Double }
         var brackets: [Bracket] = []
         var rng = SplitMix(seed: UInt64(n))
         // Larger tensors get larger samples (narrower brackets, fewer candidates to select among).
         let s = min(65_536, max(4096, n / 64))
-        let positions = (0..<s).map { _ in Int(rng.next() % UInt64(n)) }.sorted()
+        // Stratified: one seeded position in each of s equal strata, so in index order already.
+        let positions = (0..<s).map { q in
+            let lo = n * q / s, hi = n * (q + 1) / s
+            return lo + Int(rng.next() % UInt64(hi - lo))
+        }
         for (i, rs) in ranks.enumerated() where !rs.isEmpty {
             var sample = positions.map { Swift.abs(models[i][$0] - base[$0]) }
             for (q, r) in rs.enumerated() {
@@ -63,7 +68,7 @@ enum MagnitudeSelect {
                 let iLo = Int(((p - spread) * Double(s)).rounded(.down)), iHi = Int(((p + spread) * Double(s)).rounded(.up))
                 let lo: Float = iLo < 0 ? -1 : quickselect(&sample, iLo)
                 let hi: Float = iHi >= s ? .infinity : quickselect(&sample, iHi)
-                brackets.append(Bracket(model: i, slot: q, rank: r, lo: lo, hi: hi))
+                brackets.append(Bracket(model: i, slot: q, rank: r, lo: lo, hi: hi, share: Double(iHi - iLo) / Double(s)))
             }
         }
         // One pass: below-counts and in-bracket candidates, per chunk.
@@ -77,19 +82,23 @@ enum MagnitudeSelect {
                 let range = (c * chunk)..<min(n, (c + 1) * chunk)
                 for (b, br) in brackets.enumerated() {
                     // Magnitudes are ≥ 0, so they order like their bit patterns (NaN above ∞):
-                    // "below" is the borrow of an unsigned subtraction (no branch: it is taken at
-                    // random), "inside" one unsigned compare of the offset (a rare branch).
-                    let m = models[br.model]
+                    // the bracket is one unsigned range of bits (CKernels, 16 lanes at a time).
+                    let m = models[br.model] + range.lowerBound, bb = base + range.lowerBound
                     let lo = br.lo < 0 ? 0 : br.lo.bitPattern, span = br.hi.bitPattern &- lo
-                    var count: UInt64 = 0
+                    var below = 0
+                    // Room for twice the sample's share; a second scan when more fall inside.
+                    var capacity = min(range.count, Int(2 * br.share * Double(range.count)) + 256)
                     var found: [Float] = []
-                    for j in range {
-                        let a = Swift.abs(m[j] - base[j])
-                        let offset = a.bitPattern &- lo
-                        count &+= (UInt64(a.bitPattern) &- UInt64(lo)) >> 63
-                        if offset <= span { found.append(a) }
+                    while true {
+                        var inside = 0
+                        found = [Float](unsafeUninitializedCapacity: capacity) { buf, filled in
+                            inside = alloy_bracket_scan(m, bb, range.count, lo, span, &below, buf.baseAddress, capacity)
+                            filled = min(inside, capacity)
+                        }
+                        if inside <= capacity { break }
+                        capacity = inside
                     }
-                    bp[b * chunks + c] = Int(count)
+                    bp[b * chunks + c] = below
                     (cp + b * chunks + c).initialize(to: found)
                 }
             }
@@ -144,19 +153,25 @@ enum MagnitudeSelect {
     /// The k-th smallest of `a` (0-based), reordering `a` (Hoare's selection, median-of-three;
     /// C. A. R. Hoare 1961, "Algorithm 65: Find").
     static func quickselect(_ a: inout [Float], _ k: Int) -> Float {
-        var lo = 0, hi = a.count - 1
+        a.withUnsafeMutableBufferPointer { quickselect($0.nonEmptyBase, count: $0.count, k) }
+    }
+
+    /// `quickselect` over `count` floats at `a` (no bounds checks in the partition loops).
+    static func quickselect(_ a: UnsafeMutablePointer<Float>, count: Int, _ k: Int) -> Float {
+        @inline(__always) func swap(_ i: Int, _ j: Int) { let t = a[i]; a[i] = a[j]; a[j] = t }
+        var lo = 0, hi = count - 1
         while lo < hi {
             let mid = lo + (hi - lo) / 2
-            if a[mid] < a[lo] { a.swapAt(mid, lo) }
-            if a[hi] < a[lo] { a.swapAt(hi, lo) }
-            if a[hi] < a[mid] { a.swapAt(hi, mid) }
+            if a[mid] < a[lo] { swap(mid, lo) }
+            if a[hi] < a[lo] { swap(hi, lo) }
+            if a[hi] < a[mid] { swap(hi, mid) }
             let pivot = a[mid]
             var i = lo, j = hi
             while i <= j {
                 // Bounded scans: NaNs (which compare false) must not walk off either end.
                 while i < hi && a[i] < pivot { i += 1 }
                 while j > lo && pivot < a[j] { j -= 1 }
-                if i <= j { a.swapAt(i, j); i += 1; j -= 1 }
+                if i <= j { swap(i, j); i += 1; j -= 1 }
             }
             if k <= j { hi = j } else if k >= i { lo = i } else { return a[k] }
         }

@@ -1,4 +1,5 @@
 import CKernels
+import Formats
 import Foundation
 import Tensors
 
@@ -7,6 +8,29 @@ import Tensors
 struct TensorInputs: @unchecked Sendable {
     let models: [UnsafePointer<Float>]
     let count: Int
+}
+
+/// Where a kernel puts one tensor's merged F32 entries: memory (a buffer the caller owns), or
+/// a region of an output file, written piece by piece from a staging block the size of the
+/// piece (positional writes): the file's pages are never faulted in and zero-filled first, as
+/// they are when a kernel writes into a mapping of a new file.
+/// `@unchecked Sendable`: pieces are disjoint, and the file takes writes from any thread.
+struct MergeOutput: @unchecked Sendable {
+    enum Target { case memory(UnsafeMutablePointer<Float>), file(SafetensorsWriter.Placed, offset: Int) }
+    let target: Target
+
+    /// Runs `body` with room for entries `range` (indices into the tensor), then delivers them.
+    func fill(_ range: Range<Int>, _ body: (UnsafeMutablePointer<Float>) -> Void) {
+        switch target {
+        case let .memory(p): body(p + range.lowerBound)
+        case let .file(file, offset):
+            guard !range.isEmpty else { return }
+            let stage = UnsafeMutablePointer<Float>.allocate(capacity: range.count)
+            defer { stage.deallocate() }
+            body(stage)
+            file.write(UnsafeRawBufferPointer(start: stage, count: range.count * 4), at: offset + range.lowerBound * 4)
+        }
+    }
 }
 
 /// One tensor's merge parameters as plain values: the recipe's settings evaluated for the
@@ -53,16 +77,22 @@ enum MergeKernels {
         return Float(z >> 40) * (1.0 / 16_777_216.0)
     }
 
-    static func linear(_ x: TensorInputs, _ p: TensorParameters, out: UnsafeMutablePointer<Float>) {
+    static func linear(_ x: TensorInputs, _ p: TensorParameters, out: MergeOutput) {
         let w = p.weights
         let normalize = p.normalize
         let denom = w.reduce(0, +)
-        let box = UnsafeSendableBox(out)
-        Parallel.forChunks(count: x.count, minChunk: 1 << 15) { r in
-            for j in r {
-                var s: Float = 0
-                for (i, m) in x.models.enumerated() { s += m[j] * w[i] }
-                box.value[j] = normalize ? s / denom : s
+        let n = x.count, chunk = MagnitudeSelect.chunk
+        // Chunks of the tensor (each written whole to the output), models one streaming loop
+        // each: the same sum in the same order as entry by entry, in loops that vectorise.
+        Parallel.forEach(count: (n + chunk - 1) / chunk) { c in
+            let lo = c * chunk, len = min(n, lo + chunk) - lo
+            out.fill(lo..<(lo + len)) { o in
+                for j in 0..<len { o[j] = 0 }
+                for (i, m) in x.models.enumerated() {
+                    let src = m + lo, wi = w[i]
+                    for j in 0..<len { o[j] += src[j] * wi }
+                }
+                if normalize { for j in 0..<len { o[j] /= denom } }
             }
         }
     }
@@ -80,11 +110,11 @@ enum MergeKernels {
     /// τᵢ, weight it, elect signs by mass (TIES) when asked, average with the agreeing weights
     /// when normalising, scale by λ, add to the base.
     static func taskArithmetic(_ x: TensorInputs, base: UnsafePointer<Float>, _ p: TensorParameters, sparsification: MergeMethod.Sparsification?,
-                               consensus: Bool, tensor: String, out: UnsafeMutablePointer<Float>) -> KeepStatistics {
+                               consensus: Bool, tensor: String, out: MergeOutput) -> KeepStatistics {
         let n = x.count, m = x.models.count
         // Nothing to add (every model is the base, or an empty tensor): θ = θ_base. Below this,
         // n > 0 and m > 0, so every scratch buffer is non-empty and its base address non-nil.
-        guard n > 0, m > 0 else { out.update(from: base, count: n); return KeepStatistics(total: 0) }
+        guard n > 0, m > 0 else { out.fill(0..<n) { $0.update(from: base, count: n) }; return KeepStatistics(total: 0) }
         let w = p.weights
         let normalize = p.normalize, rescale = p.rescale
         let lambda = p.lambda
@@ -152,16 +182,15 @@ enum MergeKernels {
                     for i in 0..<m {
                         let model = x.models[i]
                         var b = 0.0, a = 0.0
-                        if trim[i].kind == .random {
+                        switch trim[i].kind {
+                        case .random:
                             mask.withUnsafeMutableBufferPointer { mp in
                                 _ = alloy_dare_mask(trim[i].key, Int64(lo), len, trim[i].threshold, mp.nonEmptyBase)
-                                for j in 0..<len {
-                                    let d = Swift.abs(model[lo + j] - base[lo + j])
-                                    b += Double(d)
-                                    a += Double(masked(d, Int(mp[j])))
-                                }
+                                alloy_l1_sums(model + lo, base + lo, len, mp.nonEmptyBase, &b, &a)
                             }
-                        } else {
+                        case .all:
+                            alloy_l1_sums(model + lo, base + lo, len, nil, &b, &a)
+                        case .none, .band:
                             for j in lo..<(lo + len) {
                                 let d = model[j] - base[j]
                                 b += Double(Swift.abs(d))
@@ -181,22 +210,24 @@ enum MergeKernels {
         }
         stats.rescale = scale.map(Double.init)
         let weightSum = w.reduce(0, +)
-        let box = UnsafeSendableBox(out)
+        // Without sign election: the sum over the weights' sum (normalising) or over 1.
+        let divisor: Float = Swift.abs(weightSum) < 1e-8 ? 1 : weightSum
         var keptCounts = [Int](repeating: 0, count: chunks)
         keptCounts.withUnsafeMutableBufferPointer { kc in
           let kbox = UnsafeSendableBox(kc.nonEmptyBase)
           Parallel.forEach(count: chunks) { q in
             // Blocks of the chunk: each model's weighted, trimmed τ into `dw` (one streaming loop
-            // per model), then sign election and the mix across models, loop by loop — the same
-            // arithmetic in the same order as entry by entry, in loops the compiler vectorises.
+            // per model), then sign election and the mix across models (CKernels), loop by loop —
+            // the same arithmetic in the same order as entry by entry, in vectorised loops.
             let blockSize = 2048
             var trim = trims(q)
             var dw = [Float](repeating: 0, count: m * blockSize)
             var mask = [UInt8](repeating: 0, count: blockSize)
-            var total = [Float](repeating: 0, count: blockSize), mixed = total, divisor = total
+            var scratch = [Float](repeating: 0, count: 3 * blockSize)
             var keptHere = 0
-            var start = q * chunk
-            let end = min(n, (q + 1) * chunk)
+            let first = q * chunk, end = min(n, (q + 1) * chunk)
+            var start = first
+            out.fill(first..<end) { chunkOut in
             while start < end {
                 let len = min(blockSize, end - start)
                 let b = base + start
@@ -206,20 +237,14 @@ enum MergeKernels {
                         let si = scale[i], wi = w[i]
                         switch trim[i].kind {
                         case .all:
-                            for j in 0..<len { let d = mp[j] - b[j]; dst[j] = d * si * wi }
+                            alloy_trim_mask(mp, b, len, si, wi, nil, dst)
                             keptHere += len
                         case .none:
                             for j in 0..<len { dst[j] = 0 }
                         case .band:
-                            let lo = trim[i].lo, hi = trim[i].hi
-                            var inside = 0, ties = 0
-                            for j in 0..<len {
-                                let d = mp[j] - b[j], a = Swift.abs(d)
-                                let k = (a > lo ? 1 : 0) & (a < hi ? 1 : 0)   // branch-free: kept at random
-                                dst[j] = masked(d * si * wi, k)
-                                inside &+= k
-                                ties |= (a == lo ? 1 : 0) | (a == hi ? 1 : 0)
-                            }
+                            // Branch-free (entries are kept at random), in CKernels' vector loop.
+                            var ties: Int32 = 0
+                            let inside = alloy_trim_band(mp, b, len, trim[i].lo, trim[i].hi, si, wi, dst, &ties)
                             if ties == 0 { keptHere += inside; continue }
                             // An entry at a boundary value: decide its ties in index order.
                             for j in 0..<len {
@@ -229,44 +254,18 @@ enum MergeKernels {
                         case .random:
                             keptHere += mask.withUnsafeMutableBufferPointer { kp in
                                 let ones = alloy_dare_mask(trim[i].key, Int64(start), len, trim[i].threshold, kp.nonEmptyBase)
-                                for j in 0..<len { let d = mp[j] - b[j]; dst[j] = masked(d * si * wi, Int(kp[j])) }
+                                alloy_trim_mask(mp, b, len, si, wi, kp.nonEmptyBase, dst)
                                 return ones
                             }
                         }
                     }
-                    let dwb = UnsafePointer(dwp.nonEmptyBase)
-                    total.withUnsafeMutableBufferPointer { tp in mixed.withUnsafeMutableBufferPointer { xp in divisor.withUnsafeMutableBufferPointer { vp in
-                        let t = tp.nonEmptyBase, mx = xp.nonEmptyBase, dv = vp.nonEmptyBase
-                        for j in 0..<len { t[j] = 0 }
-                        for i in 0..<m { let src = dwb + i * blockSize; for j in 0..<len { t[j] += src[j] } }
-                        if consensus {
-                            for j in 0..<len { mx[j] = 0; dv[j] = 0 }
-                            for i in 0..<m {
-                                let src = dwb + i * blockSize, wi = w[i]
-                                for j in 0..<len {
-                                    let v = src[j]
-                                    let positive = t[j] >= 0 ? 1 : 0    // the elected sign (a NaN total elects −)
-                                    let agrees = positive & (v > 0 ? 1 : 0) | (1 - positive) & (v < 0 ? 1 : 0)
-                                    mx[j] += masked(v, agrees)
-                                    dv[j] += masked(wi, agrees)
-                                }
-                            }
-                            for j in 0..<len { dv[j] = dv[j] == 0 ? 1 : dv[j] }
-                        } else {
-                            let d: Float = Swift.abs(weightSum) < 1e-8 ? 1 : weightSum
-                            for j in 0..<len { mx[j] = t[j]; dv[j] = d }
-                        }
-                        let o = box.value + start
-                        if normalize {
-                            if lambda != 1 { for j in 0..<len { o[j] = b[j] + (mx[j] / dv[j]) * lambda } }
-                            else { for j in 0..<len { o[j] = b[j] + mx[j] / dv[j] } }
-                        } else {
-                            if lambda != 1 { for j in 0..<len { o[j] = b[j] + mx[j] * lambda } }
-                            else { for j in 0..<len { o[j] = b[j] + mx[j] } }
-                        }
-                    } } }
+                    scratch.withUnsafeMutableBufferPointer { sp in
+                        alloy_gta_mix(dwp.nonEmptyBase, blockSize, m, w, b, len, consensus ? 1 : 0, divisor, normalize ? 1 : 0, lambda,
+                                      chunkOut + (start - first), sp.nonEmptyBase)
+                    }
                 }
                 start += len
+            }
             }
             kbox.value[q] = keptHere
           }

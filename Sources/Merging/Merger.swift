@@ -22,20 +22,20 @@ public enum Merger {
     public static func merge(_ recipe: Recipe, unmerged: Set<String> = [], progress: ((Int, Int) -> Void)? = nil) throws -> ([(String, Tensor)], MergeReport) {
         let plan = try Plan(recipe, unmerged: unmerged)
         var out: [(String, Tensor)] = []
-        let report = try merge(plan, progress: progress, destination: { _ in nil }, emit: { out.append(($0, $1)) })
+        let report = try merge(plan, progress: progress, file: nil, emit: { out.append(($0, $1)) })
         return (out, report)
     }
 
-    /// Merges `recipe` into `outputDirectory/model.safetensors` (each tensor computed in place in
-    /// the mapped file) plus the base's side files (config.json, tokenizer, …).
+    /// Merges `recipe` into `outputDirectory/model.safetensors` (each tensor written at its place
+    /// in the file as it is computed) plus the base's side files (config.json, tokenizer, …).
     @discardableResult
     public static func run(_ recipe: Recipe, outputDirectory dir: String, unmerged: Set<String> = [],
                            progress: ((Int, Int) -> Void)? = nil) throws -> MergeReport {
         let plan = try Plan(recipe, unmerged: unmerged)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let file = try SafetensorsWriter.Mapped(plan.entries, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"],
+        let file = try SafetensorsWriter.Placed(plan.entries, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"],
                                                 path: (dir as NSString).appendingPathComponent("model.safetensors"))
-        let report = try merge(plan, progress: progress, destination: { file.bytes($0) }, emit: { _, _ in })
+        let report = try merge(plan, progress: progress, file: file, emit: { _, _ in })
         try file.commit()
         try ModelFolder.copySideFiles(from: recipe.baseModel ?? recipe.models[0].path, to: dir)
         return report
@@ -105,9 +105,10 @@ public enum Merger {
         }
     }
 
-    /// Merges every tensor of `plan`: into `destination(name)` when it gives the tensor's bytes
-    /// (merged F32 tensors are computed there in place), else handed to `emit`.
-    static func merge(_ plan: Plan, progress: ((Int, Int) -> Void)?, destination: (String) -> UnsafeMutableRawBufferPointer?,
+    /// Merges every tensor of `plan`: into `file` when given (F32 results of linear and task
+    /// arithmetic written chunk by chunk as the kernels finish them, the disk's writeback of
+    /// each tensor started once it is complete), else handed to `emit`.
+    static func merge(_ plan: Plan, progress: ((Int, Int) -> Void)?, file: SafetensorsWriter.Placed?,
                       emit: (String, Tensor) -> Void) throws -> MergeReport {
         let recipe = plan.recipe
         var report = MergeReport()
@@ -115,12 +116,13 @@ public enum Merger {
         for (index, e) in entries.enumerated() {
             let name = e.name
             let ref = try plan.template.tensor(name)
-            let dst = destination(name)
+            // The plan's entries are the template's: every name has a range in the file.
+            let place = file.flatMap { f in f.range(name).map { (f, $0.lowerBound) } }
             report.tensors += 1
             defer { progress?(index + 1, entries.count) }
             guard plan.isMerged(e.info) else {
                 // ids and masks (and empty tensors, unmerged ones): the base's
-                if let dst { dst.copyMemory(from: ref.rawBytes) } else { emit(name, ref) }
+                if case let (f, at)? = place { f.write(ref.rawBytes, at: at); f.finished(name) } else { emit(name, ref) }
                 continue
             }
             let parameters = try Self.parameters(recipe, others: plan.others, tensor: name, position: layerPosition(name, layers: plan.layers))
@@ -140,25 +142,30 @@ public enum Merger {
             }
             let x = TensorInputs(models: modelPtrs, count: ref.elementCount)
             let target = recipe.dtype ?? ref.dtype
-            // In place in the output file when it is F32 there; else a buffer, converted after.
-            let inPlace = target == .f32 ? dst : nil
-            let result = inPlace == nil ? try Tensor(dtype: .f32, shape: ref.shape, buffer: TensorBuffer(uninitializedByteCount: ref.elementCount * 4)) : nil
-            let out = (inPlace?.baseAddress ?? result?.buffer.mutableBase)!.assumingMemoryBound(to: Float.self)  // one of the two exists
+            // Straight into the output file when it is F32 there and the kernel works chunk by
+            // chunk; else a buffer, converted and written after.
+            let chunked: Bool
+            switch recipe.method.kind { case .linear, .taskArithmetic: chunked = true; case .slerp, .modelStock: chunked = false }
+            let direct = target == .f32 && chunked ? place : nil
+            let result = direct == nil ? try Tensor(dtype: .f32, shape: ref.shape, buffer: TensorBuffer(uninitializedByteCount: ref.elementCount * 4)) : nil
+            let out = result.map { $0.buffer.mutableBase.assumingMemoryBound(to: Float.self) }
+            let sink = MergeOutput(target: direct.map { .file($0.0, offset: $0.1) } ?? .memory(out!))  // one of the two exists
             switch (recipe.method.kind, basePtr) {
-            case (.linear, _): MergeKernels.linear(x, parameters, out: out)
+            case (.linear, _): MergeKernels.linear(x, parameters, out: sink)
             case let (.taskArithmetic(s, consensus), base?):
-                let st = MergeKernels.taskArithmetic(x, base: base, parameters, sparsification: s, consensus: consensus, tensor: name, out: out)
+                let st = MergeKernels.taskArithmetic(x, base: base, parameters, sparsification: s, consensus: consensus, tensor: name, out: sink)
                 report.kept.kept += st.kept; report.kept.total += st.total
-            case let (.slerp, base?): MergeKernels.slerp(x, base: base, t: parameters.t, out: out)
-            case let (.modelStock, base?): MergeKernels.modelStock(x, base: base, out: out)
+            case let (.slerp, base?): MergeKernels.slerp(x, base: base, t: parameters.t, out: out!)
+            case let (.modelStock, base?): MergeKernels.modelStock(x, base: base, out: out!)
             case (_, nil): throw RecipeError(path: recipe.path, line: nil, message: "\(recipe.method.name) needs a base_model")
             }
             report.parameters += ref.elementCount
             report.bytesWritten += ref.elementCount * target.byteSize
             if let result {
                 let final = target == .f32 ? result : try result.converted(to: target)
-                if let dst { dst.copyMemory(from: final.rawBytes) } else { emit(name, final) }
+                if case let (f, at)? = place { f.write(final.rawBytes, at: at) } else { emit(name, final) }
             }
+            if case let (f, _)? = place { f.finished(name) }
         }
         report.seconds = Date().timeIntervalSince(plan.start)
         return report

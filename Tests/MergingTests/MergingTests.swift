@@ -115,7 +115,7 @@ final class DARETests: XCTestCase {
             out.withUnsafeMutableBufferPointer { o in
                 MergeKernels.taskArithmetic(TensorInputs(models: [m.baseAddress!], count: n), base: b.baseAddress!,
                                             TensorParameters(weights: [1], densities: [0.25], rescale: true, seed: 1),
-                                            sparsification: .random, consensus: false, tensor: "w", out: o.baseAddress!)
+                                            sparsification: .random, consensus: false, tensor: "w", out: MergeOutput(target: .memory(o.baseAddress!)))
             }
         } }
         let l1Before = zip(model, base).reduce(0.0) { $0 + Double(abs($1.0 - $1.1)) }
@@ -279,5 +279,107 @@ final class DegenerateMergeTests: XCTestCase {
         let (merged, _) = try Merger.merge(r)
         let base = try WeightSource(path: "\(fixtures)/base")
         for (name, t) in merged { XCTAssertTrue(t.bitwiseEquals(try base.tensor(name)), name) }
+    }
+}
+
+/// The merge pass's C kernels (band trim, masked trim, sign election and mix) and the bracket
+/// scan of the threshold selection: every instruction-set path gives the bits of a scalar
+/// reference; seeded inputs with exact ties at the band's bounds, NaN, ±0 and zero weights.
+final class MergePassKernelTests: XCTestCase {
+    func inputs(_ n: Int, seed: UInt64) -> (m: [Float], b: [Float]) {
+        var rng = SplitMix(seed: seed)
+        let b = (0..<n).map { _ in Float(Int(rng.next() % 9)) * 0.5 }
+        var m = b.map { $0 + Float(Int(rng.next() % 9) - 4) * 0.25 }
+        m[3] = .nan; m[5] = b[5]; m[7] = -b[7]
+        return (m, b)
+    }
+
+    func testEveryPathGivesTheScalarBits() {
+        let n = 1_000, models = 3
+        let (m0, b) = inputs(n, seed: 21)
+        let others = [inputs(n, seed: 22).m, inputs(n, seed: 23).m]
+        let weights: [Float] = [0.7, 0, 1.3]
+        let mask = (0..<n).map { UInt8($0 % 3 == 0 ? 0 : 1) }
+        for isa in Kernels.ISA.allCases where isa <= Kernels.supportedISA {
+            let i = Int32(isa.rawValue)
+            // Band trim: kept count, boundary flag and values against the definition.
+            var dst = [Float](repeating: 9, count: n), boundary: Int32 = -1
+            let kept = alloy_trim_band_isa(m0, b, n, 0.5, 1.0, 1.5, 0.7, &dst, &boundary, i)
+            var want = 0, wantBoundary: Int32 = 0
+            for j in 0..<n {
+                let d = m0[j] - b[j], a = abs(d), k = a > 0.5 && a < 1.0
+                XCTAssertEqual(dst[j].bitPattern, k ? (d * 1.5 * 0.7).bitPattern : 0, "\(isa) band \(j)")
+                want += k ? 1 : 0
+                if a == 0.5 || a == 1.0 { wantBoundary = 1 }
+            }
+            XCTAssertEqual(kept, want, "\(isa)"); XCTAssertEqual(boundary, wantBoundary, "\(isa)")
+            // Masked and unmasked trims.
+            mask.withUnsafeBufferPointer { mp in
+                alloy_trim_mask_isa(m0, b, n, 2, 0.5, mp.baseAddress, &dst, i)
+                for j in 0..<n { XCTAssertEqual(dst[j].bitPattern, mask[j] == 1 ? ((m0[j] - b[j]) * 2 * 0.5).bitPattern : 0, "\(isa) mask \(j)") }
+                alloy_trim_mask_isa(m0, b, n, 2, 0.5, nil, &dst, i)
+                for j in 0..<n { XCTAssertEqual(dst[j].bitPattern, ((m0[j] - b[j]) * 2 * 0.5).bitPattern, "\(isa) all \(j)") }
+            }
+            // Rescaling sums: the lane-interleaved definition, masked and not.
+            let (lm, lb, lk) = (Array(m0[8...]), Array(b[8...]), Array(mask[8...]))  // past the NaN: sums, not payloads
+            lk.withUnsafeBufferPointer { mp in
+                for masked in [true, false] {
+                    var before = 0.0, after = 0.0
+                    alloy_l1_sums_isa(lm, lb, lm.count, masked ? mp.baseAddress : nil, &before, &after, i)
+                    var sb = [Double](repeating: 0, count: 8), sa = sb
+                    let body = lm.count / 8 * 8
+                    for j in 0..<body {
+                        let d = abs(lm[j] - lb[j])
+                        sb[j % 8] += Double(d); sa[j % 8] += !masked || lk[j] == 1 ? Double(d) : 0
+                    }
+                    var tb: Double = 0, ta: Double = 0
+                    for l in 0..<8 { tb += sb[l]; ta += sa[l] }
+                    for j in body..<lm.count {
+                        let d = abs(lm[j] - lb[j])
+                        tb += Double(d); ta += !masked || lk[j] == 1 ? Double(d) : 0
+                    }
+                    XCTAssertEqual(before.bitPattern, tb.bitPattern, "\(isa) L1"); XCTAssertEqual(after.bitPattern, ta.bitPattern, "\(isa) L1 kept")
+                }
+            }
+            // Mix, with and without sign election, normalising or not, λ = 1 and not.
+            let dw = [m0, others[0], others[1]].enumerated().flatMap { k, x in zip(x, b).map { ($0 - $1) * weights[k] } }
+            for consensus in [true, false] { for normalize in [true, false] { for lambda: Float in [1, 0.6] {
+                var out = [Float](repeating: 9, count: n), scratch = [Float](repeating: 0, count: 3 * n)
+                alloy_gta_mix_isa(dw, n, models, weights, b, n, consensus ? 1 : 0, 2, normalize ? 1 : 0, lambda, &out, &scratch, i)
+                for j in 0..<n {
+                    var t: Float = 0
+                    for k in 0..<models { t += dw[k * n + j] }
+                    var mx: Float = 0, dv: Float = 0
+                    if consensus {
+                        for k in 0..<models {
+                            let v = dw[k * n + j], agrees = t >= 0 ? v > 0 : v < 0
+                            mx += agrees ? v : 0; dv += agrees ? weights[k] : 0
+                        }
+                        if dv == 0 { dv = 1 }
+                    } else { mx = t; dv = 2 }
+                    let r = normalize ? b[j] + (mx / dv) * lambda : b[j] + mx * lambda
+                    XCTAssertEqual(out[j].bitPattern, r.bitPattern, "\(isa) mix consensus \(consensus) normalize \(normalize) λ \(lambda) at \(j)")
+                }
+            } } }
+        }
+    }
+
+    func testBracketScanCountsAndCollectsOnEveryCapacity() {
+        let n = 5_003
+        let (m, b) = inputs(n, seed: 24)
+        let lo = Float(0.5).bitPattern, span = Float(1.0).bitPattern - lo
+        let mags = zip(m, b).map { abs($0 - $1).bitPattern }
+        let wantFound = mags.filter { $0 &- lo <= span }, wantBelow = mags.filter { $0 < lo }.count
+        for capacity in [0, 7, wantFound.count - 1, wantFound.count, n] {
+            var fast = [Float](repeating: 0, count: max(capacity, 1)), portable = fast
+            var below = 0, belowPortable = 0
+            let inside = alloy_bracket_scan(m, b, n, lo, span, &below, &fast, capacity)
+            let insidePortable = alloy_bracket_scan_portable(m, b, n, lo, span, &belowPortable, &portable, capacity)
+            XCTAssertEqual(inside, wantFound.count); XCTAssertEqual(insidePortable, wantFound.count)
+            XCTAssertEqual(below, wantBelow); XCTAssertEqual(belowPortable, wantBelow)
+            let kept = min(capacity, wantFound.count)
+            XCTAssertEqual(fast[0..<kept].map(\.bitPattern), Array(wantFound[0..<kept]), "capacity \(capacity)")
+            XCTAssertEqual(portable[0..<kept].map(\.bitPattern), Array(wantFound[0..<kept]), "capacity \(capacity)")
+        }
     }
 }
