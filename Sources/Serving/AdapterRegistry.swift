@@ -82,7 +82,7 @@ actor AdapterRegistry {
         try await cachedOrLoad(id) { [encoder, store, allowPaths] in
             switch try Self.resolve(id, in: store, allowPaths: allowPaths) {
             case .path(let path): return try Self.load(id: id, path: path, encoder: encoder)
-            case .stored(let store, let item): return try Self.load(id: id, item: item, store: store, encoder: encoder)
+            case .stored(let store, let item, let files): return try Self.load(id: id, item: item, files: files, store: store, encoder: encoder)
             }
         }
     }
@@ -99,8 +99,8 @@ actor AdapterRegistry {
                     switch origin {
                     case .path(let path):
                         try set.add(path: path, scale: p.weight, model: encoder.model, labels: ClassificationHead.labels(near: path))
-                    case .stored(let store, let item):
-                        _ = try Self.add(item, from: store, scale: p.weight, to: &set, model: encoder.model)
+                    case .stored(let store, let item, let files):
+                        _ = try Self.add(item, files: files, from: store, scale: p.weight, to: &set, model: encoder.model)
                     }
                 } catch let e as ServingError {
                     throw e
@@ -161,8 +161,9 @@ actor AdapterRegistry {
     enum Origin {
         /// A folder or file the runtime reads (a path given by the client, or a checkout).
         case path(String)
-        /// A store entry read straight from its blobs (`load(id:item:store:encoder:)`).
-        case stored(Store, StoredItem)
+        /// A store entry read straight from its blobs (`load(id:item:files:store:encoder:)`),
+        /// with its small files (decoded once).
+        case stored(Store, StoredItem, files: [(String, [UInt8])])
     }
 
     /// A path on disk (when allowed) is used as is; anything else is a store ref. A LoRA or a
@@ -189,12 +190,14 @@ actor AdapterRegistry {
         guard item.entry.kind.isDelta else {
             throw ServingError.adapterLoad(id: ref, reason: "the store entry is a \(item.entry.kind.rawValue), not an adapter")
         }
+        let files: [(String, [UInt8])]
         do {
-            if try store.files(of: item).contains(where: { $0.0 == "config.json" }) { return .path(try store.checkout(item)) }
+            files = try store.files(of: item)
+            if files.contains(where: { $0.0 == "config.json" }) { return .path(try store.checkout(item)) }
         } catch {
             throw ServingError.adapterLoad(id: ref, reason: "\(error)")
         }
-        return .stored(store, item)
+        return .stored(store, item, files: files)
     }
 
     /// Loads the adapter at `path` as `alloy embed --adapter PATH` and `alloy classify` do.
@@ -234,10 +237,10 @@ actor AdapterRegistry {
     /// read (`AlloyFile`); a delta's `base_sha256` against the served base's content hash;
     /// the PEFT config, card and every shape as for a folder. The blobs' SHA-256 is checked by
     /// `alloy store verify`, as for a checkout.
-    static func load(id: String, item: StoredItem, store: Store, encoder: SentenceEncoder) throws -> LoadedAdapter {
+    static func load(id: String, item: StoredItem, files: [(String, [UInt8])], store: Store, encoder: SentenceEncoder) throws -> LoadedAdapter {
         do {
             var set = AdapterSet()
-            let (lora, card) = try add(item, from: store, scale: 1, to: &set, model: encoder.model)
+            let (lora, card) = try add(item, files: files, from: store, scale: 1, to: &set, model: encoder.model)
             var head = lora?.head
             if head == nil, item.blobs["head"] != nil {
                 let f = try store.open(item, role: "head")
@@ -256,14 +259,15 @@ actor AdapterRegistry {
     }
 
     /// Adds the store entry `item` (a LoRA, or a sparse, task-vector or merged delta) to `set`
-    /// with `scale`, read from its blobs; returns the LoRA, if it is one, and the entry's card.
-    static func add(_ item: StoredItem, from store: Store, scale: Float, to set: inout AdapterSet,
+    /// with `scale`, read from its blobs (`files`: its small files, decoded once by `resolve`);
+    /// returns the LoRA, if it is one, and the entry's card.
+    static func add(_ item: StoredItem, files: [(String, [UInt8])], from store: Store, scale: Float, to set: inout AdapterSet,
                     model: EncoderModel) throws -> (lora: LoRAAdapter?, card: ExpertCard?) {
         let source = "\(item.ref) in the store"
         let card = try store.card(of: item).map { try ExpertCard.decode(Data($0), path: "the card of \(source)") }
         guard let weights = item.blobs["weights"] else { throw ServingError.adapterLoad(id: item.ref, reason: "the store entry has no weights blob") }
         if item.entry.kind == .lora {
-            guard let config = try store.files(of: item).first(where: { $0.0 == "adapter_config.json" })?.1 else {
+            guard let config = files.first(where: { $0.0 == "adapter_config.json" })?.1 else {
                 throw ServingError.adapterLoad(id: item.ref, reason: "the store entry has no adapter_config.json")
             }
             let peft = try PEFTAdapter(source: source, config: Data(config)) {
