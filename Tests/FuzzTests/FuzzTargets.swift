@@ -1,7 +1,7 @@
 import Foundation
 import Tensors
 import Formats
-import Encoder
+@testable import Encoder
 import Evaluation
 import Merging
 
@@ -312,8 +312,41 @@ enum FuzzTargets {
         }
     }
 
+    /// Packed-weight cache files (`.alloypack`) of the tiny model at f32 and int8, as written by
+    /// `PackedWeightCache`; a mutant is opened against the model's layers and every weight it
+    /// yields is multiplied by, reading all of its parts.
+    static var packedWeights: FuzzTarget {
+        let seeds: [FuzzInput] = [Precision.f32, .int8].compactMap { precision in
+            guard let model = try? TinyModel.get(), let hash = try? model.contentHash() else { return nil }
+            let dir = (FuzzConfig.workRoot as NSString).appendingPathComponent("seed-packed")
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let path = p(dir, "\(precision).alloypack")
+            let cache = PackedWeightCache(directory: dir, minimumBytes: 0)
+            guard (try? cache.write(path, key: .init(contentHash: hash, precision: precision, isa: Kernels.isa), layers: model.baseLinears())) != nil else { return nil }
+            return FuzzInput(name: "\(precision)", files: [FuzzFixtures.file("weights.alloypack", path, .binary)])
+        }
+        return FuzzTarget(name: "packed_weights", seeds: seeds) { dir in
+            let model = try TinyModel.get()
+            let layers = model.baseLinears()
+            var opened: [String: PackedLinear]?
+            var failure: (any Error)?
+            for precision in [Precision.f32, .int8] {
+                let key = PackedWeightCache.Key(contentHash: try model.contentHash(), precision: precision, isa: Kernels.isa)
+                do { opened = try PackedWeightCache(directory: dir).open(p(dir, "weights.alloypack"), key: key, layers: layers); break } catch { failure = error }
+            }
+            guard let weights = opened else { throw failure! }   // one of the two precisions failed with an error
+            for (_, w) in weights {
+                let x = [Float](repeating: 0.5, count: w.k)
+                var y = [Float](repeating: 0, count: w.n)
+                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                    w.linear(x: xp.baseAddress!, ldx: w.k, bias: nil, y: yp.baseAddress!, ldy: w.n, m: 1)
+                } }
+            }
+        }
+    }
+
     static var all: [FuzzTarget] {
         [safetensors, shardedIndex, alloy, sparseDelta, peft, hfConfig, tokenizer, sentenceTransformers, recipe, taskData, card, head, adapterSet,
-         torchCheckpoint, torchPickle, torchHostile]
+         torchCheckpoint, torchPickle, torchHostile, packedWeights]
     }
 }

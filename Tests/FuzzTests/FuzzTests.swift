@@ -55,6 +55,7 @@ final class FuzzTests: XCTestCase {
     func testHead() throws { try fuzz(FuzzTargets.head) }
     func testAdapterSet() throws { try fuzz(FuzzTargets.adapterSet) }
     func testTorchCheckpoint() throws { try fuzz(FuzzTargets.torchCheckpoint) }
+    func testPackedWeights() throws { try fuzz(FuzzTargets.packedWeights) }
     func testTorchPickle() throws {
         XCTAssertEqual(FuzzTargets.torchPickle.seeds.count, 5, "torch seeds missing")
         try fuzz(FuzzTargets.torchPickle)
