@@ -51,7 +51,7 @@ let package = Package(
             "Tensors", "Formats", "Encoder", "Evaluation", "Merging", "Store", "Composition", "Serving",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "alloy", dependencies: ["AlloyCLI"]),
+        .executableTarget(name: "alloy", dependencies: ["AlloyCLI", "Tensors"]),
         .executableTarget(name: "alloy-bench", dependencies: ["Tensors", "Formats", "Encoder"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "Formats"]),
         .testTarget(name: "EncoderTests", dependencies: ["Encoder", "Formats", "Tensors"],

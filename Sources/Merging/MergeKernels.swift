@@ -65,6 +65,26 @@ public struct KeepStatistics: Sendable {
     public var rescale: [Double] = []
 }
 
+/// One tensor's merge as independent chunks: `run(c)` merges chunk c (delivering it to the
+/// kernel's output) and returns the entries it kept. Any thread may run any chunk, in any order,
+/// so the merger can run the chunks of many tensors in one parallel loop.
+/// `@unchecked Sendable`: chunks touch disjoint outputs and only read their inputs.
+struct ChunkedPass: @unchecked Sendable {
+    let chunks: Int
+    let run: (Int) -> Int
+
+    /// Runs every chunk on both cores; the entries kept, summed.
+    func runAll() -> Int {
+        var kept = [Int](repeating: 0, count: chunks)
+        kept.withUnsafeMutableBufferPointer { k in
+            guard let base = k.baseAddress else { return }
+            let box = UnsafeSendableBox(base)
+            Parallel.forEach(count: chunks) { box.value[$0] = run($0) }
+        }
+        return kept.reduce(0, +)
+    }
+}
+
 enum MergeKernels {
     /// Counter-based uniform in [0, 1): the same value for (seed, model, tensor, index) on any
     /// thread count.
@@ -78,13 +98,18 @@ enum MergeKernels {
     }
 
     static func linear(_ x: TensorInputs, _ p: TensorParameters, out: MergeOutput) {
+        linearPass(x, p, out: out).runAll()
+    }
+
+    /// Linear's pass: chunks of the tensor (each written whole to the output), models one
+    /// streaming loop each — the same sum in the same order as entry by entry, in loops that
+    /// vectorise.
+    static func linearPass(_ x: TensorInputs, _ p: TensorParameters, out: MergeOutput) -> ChunkedPass {
         let w = p.weights
         let normalize = p.normalize
         let denom = w.reduce(0, +)
         let n = x.count, chunk = MagnitudeSelect.chunk
-        // Chunks of the tensor (each written whole to the output), models one streaming loop
-        // each: the same sum in the same order as entry by entry, in loops that vectorise.
-        Parallel.forEach(count: (n + chunk - 1) / chunk) { c in
+        return ChunkedPass(chunks: (n + chunk - 1) / chunk) { c in
             let lo = c * chunk, len = min(n, lo + chunk) - lo
             out.fill(lo..<(lo + len)) { o in
                 for j in 0..<len { o[j] = 0 }
@@ -94,6 +119,7 @@ enum MergeKernels {
                 }
                 if normalize { for j in 0..<len { o[j] /= denom } }
             }
+            return len
         }
     }
 
@@ -111,10 +137,22 @@ enum MergeKernels {
     /// when normalising, scale by λ, add to the base.
     static func taskArithmetic(_ x: TensorInputs, base: UnsafePointer<Float>, _ p: TensorParameters, sparsification: MergeMethod.Sparsification?,
                                consensus: Bool, tensor: String, out: MergeOutput) -> KeepStatistics {
+        let (pass, statistics) = taskArithmeticPass(x, base: base, p, sparsification: sparsification, consensus: consensus, tensor: tensor, out: out)
+        var stats = statistics
+        stats.kept = pass.runAll()
+        return stats
+    }
+
+    /// Task arithmetic's thresholds and rescaling (computed here, both cores) and its merge pass
+    /// (returned, to run): the pass's chunks give the entries kept.
+    static func taskArithmeticPass(_ x: TensorInputs, base: UnsafePointer<Float>, _ p: TensorParameters, sparsification: MergeMethod.Sparsification?,
+                                   consensus: Bool, tensor: String, out: MergeOutput) -> (ChunkedPass, KeepStatistics) {
         let n = x.count, m = x.models.count
         // Nothing to add (every model is the base, or an empty tensor): θ = θ_base. Below this,
         // n > 0 and m > 0, so every scratch buffer is non-empty and its base address non-nil.
-        guard n > 0, m > 0 else { out.fill(0..<n) { $0.update(from: base, count: n) }; return KeepStatistics(total: 0) }
+        guard n > 0, m > 0 else {
+            return (ChunkedPass(chunks: 1) { _ in out.fill(0..<n) { $0.update(from: base, count: n) }; return 0 }, KeepStatistics(total: 0))
+        }
         let w = p.weights
         let normalize = p.normalize, rescale = p.rescale
         let lambda = p.lambda
@@ -212,13 +250,10 @@ enum MergeKernels {
         let weightSum = w.reduce(0, +)
         // Without sign election: the sum over the weights' sum (normalising) or over 1.
         let divisor: Float = Swift.abs(weightSum) < 1e-8 ? 1 : weightSum
-        var keptCounts = [Int](repeating: 0, count: chunks)
-        keptCounts.withUnsafeMutableBufferPointer { kc in
-          let kbox = UnsafeSendableBox(kc.nonEmptyBase)
-          Parallel.forEach(count: chunks) { q in
-            // Blocks of the chunk: each model's weighted, trimmed τ into `dw` (one streaming loop
-            // per model), then sign election and the mix across models (CKernels), loop by loop —
-            // the same arithmetic in the same order as entry by entry, in vectorised loops.
+        // Blocks of each chunk: each model's weighted, trimmed τ into `dw` (one streaming loop per
+        // model), then sign election and the mix across models (CKernels), loop by loop — the
+        // same arithmetic in the same order as entry by entry, in vectorised loops.
+        let pass = ChunkedPass(chunks: chunks) { q in
             let blockSize = 2048
             var trim = trims(q)
             var dw = [Float](repeating: 0, count: m * blockSize)
@@ -267,11 +302,9 @@ enum MergeKernels {
                 start += len
             }
             }
-            kbox.value[q] = keptHere
-          }
+            return keptHere
         }
-        stats.kept = keptCounts.reduce(0, +)
-        return stats
+        return (pass, stats)
     }
 
     /// Spherical interpolation from the base (t = 0) to the other model (t = 1), over the whole

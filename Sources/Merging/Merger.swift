@@ -31,11 +31,18 @@ public enum Merger {
     @discardableResult
     public static func run(_ recipe: Recipe, outputDirectory dir: String, unmerged: Set<String> = [],
                            progress: ((Int, Int) -> Void)? = nil) throws -> MergeReport {
+        try run(recipe, outputDirectory: dir, unmerged: unmerged, progress: progress, batchLimit: pendingLimit)
+    }
+
+    /// `run`, its batches of passes running once they hold `batchLimit` bytes of converted
+    /// inputs (0: after every tensor; tests).
+    static func run(_ recipe: Recipe, outputDirectory dir: String, unmerged: Set<String> = [],
+                    progress: ((Int, Int) -> Void)?, batchLimit: Int) throws -> MergeReport {
         let plan = try Plan(recipe, unmerged: unmerged)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let file = try SafetensorsWriter.Placed(plan.entries, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"],
                                                 path: (dir as NSString).appendingPathComponent("model.safetensors"))
-        let report = try merge(plan, progress: progress, file: file, emit: { _, _ in })
+        let report = try merge(plan, progress: progress, file: file, batchLimit: batchLimit, emit: { _, _ in })
         try file.commit()
         try ModelFolder.copySideFiles(from: recipe.baseModel ?? recipe.models[0].path, to: dir)
         return report
@@ -105,31 +112,37 @@ public enum Merger {
         }
     }
 
-    /// Merges every tensor of `plan`: into `file` when given (F32 results of linear and task
-    /// arithmetic written chunk by chunk as the kernels finish them, the disk's writeback of
-    /// each tensor started once it is complete), else handed to `emit`.
-    static func merge(_ plan: Plan, progress: ((Int, Int) -> Void)?, file: SafetensorsWriter.Placed?,
+    /// Merges every tensor of `plan`: into `file` when given, else handed to `emit`.
+    ///
+    /// Into a file, the F32 results of linear and task arithmetic are written chunk by chunk as
+    /// the kernels finish them, and the chunks of many tensors run in one parallel loop (a
+    /// model's tensors are mostly small: a loop per tensor left a core waiting at each one's
+    /// end). Their inputs stay mapped (or converted) until the loop
+    /// runs (`batchLimit`). The disk's writeback of each tensor starts once its last chunk is written.
+    static func merge(_ plan: Plan, progress: ((Int, Int) -> Void)?, file: SafetensorsWriter.Placed?, batchLimit: Int = pendingLimit,
                       emit: (String, Tensor) -> Void) throws -> MergeReport {
         let recipe = plan.recipe
         var report = MergeReport()
         let entries = plan.template.entries
-        for (index, e) in entries.enumerated() {
+        var batch = PassBatch(total: entries.count, progress: progress, file: file)
+        for e in entries {
             let name = e.name
             let ref = try plan.template.tensor(name)
             // The plan's entries are the template's: every name has a range in the file.
             let place = file.flatMap { f in f.range(name).map { (f, $0.lowerBound) } }
             report.tensors += 1
-            defer { progress?(index + 1, entries.count) }
             guard plan.isMerged(e.info) else {
                 // ids and masks (and empty tensors, unmerged ones): the base's
                 if case let (f, at)? = place { f.write(ref.rawBytes, at: at); f.finished(name) } else { emit(name, ref) }
+                batch.done(name: nil)
                 continue
             }
             let parameters = try Self.parameters(recipe, others: plan.others, tensor: name, position: layerPosition(name, layers: plan.layers))
             // F32 views (zero-copy for F32 inputs).
-            var keep: [Tensor] = []
+            var keep: [Tensor] = [], converted = 0
             func floats(_ t: Tensor) throws -> UnsafePointer<Float> {
                 let f = t.dtype == .f32 ? t : try t.converted(to: .f32)
+                if t.dtype != .f32 { converted += f.byteCount }
                 keep.append(f)
                 report.bytesRead += t.byteCount
                 return f.rawBytes.nonEmptyBase.assumingMemoryBound(to: Float.self)
@@ -142,33 +155,108 @@ public enum Merger {
             }
             let x = TensorInputs(models: modelPtrs, count: ref.elementCount)
             let target = recipe.dtype ?? ref.dtype
-            // Straight into the output file when it is F32 there and the kernel works chunk by
-            // chunk; else a buffer, converted and written after.
-            let chunked: Bool
-            switch recipe.method.kind { case .linear, .taskArithmetic: chunked = true; case .slerp, .modelStock: chunked = false }
-            let direct = target == .f32 && chunked ? place : nil
-            let result = direct == nil ? try Tensor(dtype: .f32, shape: ref.shape, buffer: TensorBuffer(uninitializedByteCount: ref.elementCount * 4)) : nil
-            let out = result.map { $0.buffer.mutableBase.assumingMemoryBound(to: Float.self) }
-            let sink = MergeOutput(target: direct.map { .file($0.0, offset: $0.1) } ?? .memory(out!))  // one of the two exists
-            switch (recipe.method.kind, basePtr) {
-            case (.linear, _): MergeKernels.linear(x, parameters, out: sink)
-            case let (.taskArithmetic(s, consensus), base?):
-                let st = MergeKernels.taskArithmetic(x, base: base, parameters, sparsification: s, consensus: consensus, tensor: name, out: sink)
-                report.kept.kept += st.kept; report.kept.total += st.total
-            case let (.slerp, base?): MergeKernels.slerp(x, base: base, t: parameters.t, out: out!)
-            case let (.modelStock, base?): MergeKernels.modelStock(x, base: base, out: out!)
-            case (_, nil): throw RecipeError(path: recipe.path, line: nil, message: "\(recipe.method.name) needs a base_model")
-            }
             report.parameters += ref.elementCount
             report.bytesWritten += ref.elementCount * target.byteSize
-            if let result {
-                let final = target == .f32 ? result : try result.converted(to: target)
-                if case let (f, at)? = place { f.write(final.rawBytes, at: at) } else { emit(name, final) }
+            // Straight into the output file, batched, when it is F32 there and the kernel works
+            // chunk by chunk; else a buffer, converted and written (or emitted) after.
+            let chunked: Bool
+            switch recipe.method.kind { case .linear, .taskArithmetic: chunked = true; case .slerp, .modelStock: chunked = false }
+            if target == .f32, chunked, let (f, at) = place {
+                let sink = MergeOutput(target: .file(f, offset: at))
+                switch (recipe.method.kind, basePtr) {
+                case (.linear, _): batch.add(MergeKernels.linearPass(x, parameters, out: sink), name: name, keep: keep, converted: converted, counts: false)
+                case let (.taskArithmetic(s, consensus), base?):
+                    let (pass, st) = MergeKernels.taskArithmeticPass(x, base: base, parameters, sparsification: s, consensus: consensus, tensor: name, out: sink)
+                    report.kept.total += st.total
+                    batch.add(pass, name: name, keep: keep, converted: converted, counts: true)
+                default: throw RecipeError(path: recipe.path, line: nil, message: "\(recipe.method.name) needs a base_model")
+                }
+                if batch.converted >= batchLimit { report.kept.kept += batch.run() }
+                continue
             }
-            if case let (f, _)? = place { f.finished(name) }
+            let result = try Tensor(dtype: .f32, shape: ref.shape, buffer: TensorBuffer(uninitializedByteCount: ref.elementCount * 4))
+            let out = result.buffer.mutableBase.assumingMemoryBound(to: Float.self)
+            switch (recipe.method.kind, basePtr) {
+            case (.linear, _): MergeKernels.linear(x, parameters, out: MergeOutput(target: .memory(out)))
+            case let (.taskArithmetic(s, consensus), base?):
+                let st = MergeKernels.taskArithmetic(x, base: base, parameters, sparsification: s, consensus: consensus, tensor: name, out: MergeOutput(target: .memory(out)))
+                report.kept.kept += st.kept; report.kept.total += st.total
+            case let (.slerp, base?): MergeKernels.slerp(x, base: base, t: parameters.t, out: out)
+            case let (.modelStock, base?): MergeKernels.modelStock(x, base: base, out: out)
+            case (_, nil): throw RecipeError(path: recipe.path, line: nil, message: "\(recipe.method.name) needs a base_model")
+            }
+            let final = target == .f32 ? result : try result.converted(to: target)
+            if case let (f, at)? = place { f.write(final.rawBytes, at: at); f.finished(name) } else { emit(name, final) }
+            batch.done(name: nil)
         }
+        report.kept.kept += batch.run()
         report.seconds = Date().timeIntervalSince(plan.start)
         return report
+    }
+
+    /// Bytes of converted (non-F32) inputs a batch of passes may hold before it runs.
+    static let pendingLimit = 256 << 20
+
+    /// Tensors' merge passes waiting to run together, and the count of tensors done, for
+    /// `progress`: a tensor is done when its last chunk is written, which also starts the
+    /// disk's writeback of its bytes.
+    struct PassBatch {
+        private(set) var converted = 0
+        private var passes: [(pass: ChunkedPass, name: String, counts: Bool)] = []
+        private var keep: [Tensor] = []
+        private let tally: Tally
+
+        init(total: Int, progress: ((Int, Int) -> Void)?, file: SafetensorsWriter.Placed?) {
+            tally = Tally(total: total, progress: progress, file: file)
+        }
+
+        mutating func add(_ pass: ChunkedPass, name: String, keep: [Tensor], converted: Int, counts: Bool) {
+            passes.append((pass, name, counts)); self.keep += keep; self.converted += converted
+        }
+
+        /// A tensor finished outside the batch (`name` nil: its writeback is the caller's).
+        func done(name: String?) { tally.done(name) }
+
+        /// Runs every pending chunk on both cores; the entries kept by the passes that count them.
+        mutating func run() -> Int {
+            defer { passes = []; keep = []; converted = 0 }
+            var items: [(pass: Int, chunk: Int)] = []
+            for (p, entry) in passes.enumerated() { for c in 0..<entry.pass.chunks { items.append((p, c)) } }
+            guard !items.isEmpty else { return 0 }
+            var kept = [Int](repeating: 0, count: items.count)
+            var left = passes.map(\.pass.chunks)
+            let lock = NSLock(), passes = passes, tally = tally
+            kept.withUnsafeMutableBufferPointer { k in
+                left.withUnsafeMutableBufferPointer { l in
+                    let box = UnsafeSendableBox((k.nonEmptyBase, l.nonEmptyBase))
+                    Parallel.forEach(count: items.count) { i in
+                        let (p, c) = items[i]
+                        box.value.0[i] = passes[p].pass.run(c)
+                        let last = lock.withLock { box.value.1[p] -= 1; return box.value.1[p] == 0 }
+                        if last { tally.done(passes[p].name) }
+                    }
+                }
+            }
+            return zip(items, kept).reduce(0) { sum, pair in passes[pair.0.pass].counts ? sum + pair.1 : sum }
+        }
+    }
+
+    /// Counts finished tensors for `progress` (from any thread) and starts each one's writeback.
+    final class Tally: @unchecked Sendable {
+        private let total: Int
+        private let progress: ((Int, Int) -> Void)?
+        private let file: SafetensorsWriter.Placed?
+        private var count = 0
+        private let lock = NSLock()
+
+        init(total: Int, progress: ((Int, Int) -> Void)?, file: SafetensorsWriter.Placed?) {
+            self.total = total; self.progress = progress; self.file = file
+        }
+
+        func done(_ name: String?) {
+            if let name { file?.finished(name) }
+            lock.withLock { count += 1; progress?(count, total) }
+        }
     }
 
     /// The name under which `source` holds the template's tensor `name` (the same name, or a

@@ -1,5 +1,8 @@
 import CKernels
 import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The matrix-multiply front: row-major single-precision GEMM through OpenBLAS.
 ///
@@ -9,7 +12,22 @@ public enum GEMM {
     /// OpenBLAS runs single-threaded: Alloy splits work over the cores itself, so
     /// OpenBLAS's own worker threads never spin against Alloy's parallel loops (measured: ~12%
     /// of an encoder pass went to their `sched_yield` when both pools were active).
-    static let singleThreaded: Void = { openblas_set_num_threads(1) }()
+    ///
+    /// Its pool is also stopped (`blas_thread_shutdown_`, looked up at run time: builds of
+    /// OpenBLAS without threads lack it). OpenBLAS starts the pool when the library loads, and
+    /// each idle worker spins on `sched_yield` for 2^28 cycles (about 0.1 s) before it sleeps:
+    /// without this, the first 0.1 s of every process ran on one core (perf: a merge of three
+    /// MiniLM experts spent 15% of its samples in that spin).
+    static let singleThreaded: Void = {
+        openblas_set_num_threads(1)
+        if let shutdown = dlsym(nil, "blas_thread_shutdown_") {
+            _ = unsafeBitCast(shutdown, to: (@convention(c) () -> Int32).self)()
+        }
+    }()
+
+    /// Puts OpenBLAS on the calling thread and stops its worker threads; call it first thing in
+    /// a process (the executables do), before any parallel work.
+    public static func quietThreads() { _ = singleThreaded }
 
     public static func sgemm(
         transA: Bool = false, transB: Bool = false,

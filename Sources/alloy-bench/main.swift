@@ -351,6 +351,7 @@ func benchForward(_ dir: String, _ sentences: String) throws {
     print(String(decoding: data, as: UTF8.self))
 }
 
+GEMM.quietThreads()
 let args = CommandLine.arguments
 let usage = """
     usage: alloy-bench container FILE.safetensors [--reps N]

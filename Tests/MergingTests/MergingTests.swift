@@ -33,23 +33,31 @@ final class MergekitParityTests: XCTestCase {
     func testModelStock() throws { try check("model_stock") }
     func testDAREAtFullDensityIsTaskArithmetic() throws { try check("dare_ties_dense") }
 
-    /// `Merger.run` computes tensors in place in the mapped output file; the file equals, byte
-    /// for byte, the deterministic writer's serialisation of the in-memory merge — for F32
-    /// output (in place) and for a converted dtype (bf16, through a buffer).
-    func testMappedOutputEqualsTheInMemoryMergeByteForByte() throws {
-        for dtype in ["float32", "bfloat16"] {
-            var text = try String(contentsOfFile: "\(fixtures)/interop/ties.yaml", encoding: .utf8)
-            text = text.replacingOccurrences(of: "dtype: float32", with: "dtype: \(dtype)")
-            let recipe = try Recipe(yaml: text, path: "\(fixtures)/interop/ties-\(dtype).yaml")
-            let dir = NSTemporaryDirectory() + "alloy-mapped-\(UUID().uuidString)"
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            try Merger.run(recipe, outputDirectory: dir)
-            let (tensors, _) = try Merger.merge(recipe)
-            let expected = SafetensorsWriter.serialize(tensors, metadata: ["format": "pt", "merged_by": "alloy ties"])
-            let written = try XCTUnwrap(FileManager.default.contents(atPath: dir + "/model.safetensors"))
-            XCTAssertEqual(Array(written), expected, dtype)
-            XCTAssertEqual(try SafetensorsFile(path: dir + "/model.safetensors").tensor("encoder.layer.0.attention.self.query.weight").dtype,
-                           dtype == "float32" ? .f32 : .bf16)
+    /// `Merger.run` writes tensors into the output file (F32 results of linear and task
+    /// arithmetic chunk by chunk, the chunks of many tensors in one parallel loop); the file
+    /// equals, byte for byte, the deterministic writer's serialisation of the in-memory merge —
+    /// for F32 output and for a converted dtype (bf16, through a buffer), with the batches of
+    /// passes run at the end or after every tensor.
+    func testFileOutputEqualsTheInMemoryMergeByteForByte() throws {
+        for name in ["interop/ties", "linear", "task_arithmetic", "breadcrumbs_ties"] {
+            for dtype in ["float32", "bfloat16"] {
+                var text = try String(contentsOfFile: "\(fixtures)/\(name).yaml", encoding: .utf8)
+                text = text.replacingOccurrences(of: "dtype: float32", with: "dtype: \(dtype)")
+                let recipe = try Recipe(yaml: text, path: "\(fixtures)/\(name)-\(dtype).yaml")
+                let (tensors, _) = try Merger.merge(recipe)
+                let expected = SafetensorsWriter.serialize(tensors, metadata: ["format": "pt", "merged_by": "alloy \(recipe.method.name)"])
+                for limit in [Merger.pendingLimit, 0] {
+                    let dir = NSTemporaryDirectory() + "alloy-mapped-\(UUID().uuidString)"
+                    defer { try? FileManager.default.removeItem(atPath: dir) }
+                    var seen: [Int] = []
+                    try Merger.run(recipe, outputDirectory: dir, progress: { done, _ in seen.append(done) }, batchLimit: limit)
+                    let written = try XCTUnwrap(FileManager.default.contents(atPath: dir + "/model.safetensors"))
+                    XCTAssertEqual(Array(written), expected, "\(name) \(dtype) batch limit \(limit)")
+                    XCTAssertEqual(seen, Array(1...tensors.count), "\(name): progress counts every tensor once, in order")
+                    XCTAssertEqual(try SafetensorsFile(path: dir + "/model.safetensors").tensor("encoder.layer.0.attention.self.query.weight").dtype,
+                                   dtype == "float32" ? .f32 : .bf16)
+                }
+            }
         }
     }
 
