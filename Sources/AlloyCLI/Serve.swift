@@ -5,6 +5,8 @@ import Serving
 import Store
 
 /// `alloy serve`: parse, hand over to `Serving.AlloyServer`, exit when it has drained.
+extension LogFormat: ExpressibleByArgument {}
+
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the base and its experts over HTTP (TEI- and OpenAI-compatible routes), adapters chosen per request.")
@@ -30,6 +32,8 @@ struct Serve: ParsableCommand {
     var storeOnly = false
     @Option(help: "Arithmetic of the linear layers: f32, bf16 or int8 (dynamic quantisation).")
     var precision: Precision = .f32
+    @Option(help: "Log lines: text, or json (one object per line: timestamp, level, message, method, path, route, status, duration_ms).")
+    var logFormat: LogFormat = .text
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0…65535") }
@@ -51,7 +55,8 @@ struct Serve: ParsableCommand {
         o.maxClientBatchSize = maxClientBatchSize
         o.allowPaths = !storeOnly
         o.precision = precision
-        AlloyServer.bootstrapLogging()
+        o.logFormat = logFormat
+        AlloyServer.bootstrapLogging(format: logFormat)
         try AlloyServer(options: o).runBlocking()
     }
 }

@@ -132,7 +132,15 @@ public final class AlloyServer: Sendable {
             let took = ContinuousClock.now - start
             metrics.request(route: name, status: response.status.code, duration: took)
             let ms = Double(took.components.seconds) * 1e3 + Double(took.components.attoseconds) * 1e-15
-            logger.info("\(req.method) \(req.uri.path) \(response.status.code) \(String(format: "%.2f", ms))ms")
+            switch options.logFormat {
+            case .text:
+                logger.info("\(req.method) \(req.uri.path) \(response.status.code) \(String(format: "%.2f", ms))ms")
+            case .json:
+                logger.info("request", metadata: [
+                    "method": "\(req.method)", "path": "\(req.uri.path)", "route": "\(name)",
+                    "status": .stringConvertible(Int(response.status.code)), "duration_ms": .stringConvertible((ms * 100).rounded() / 100),
+                ])
+            }
             return response
         }
     }
@@ -336,17 +344,24 @@ extension AlloyServer {
         if let e = outcome.error.withLock({ $0 }) { throw e }
     }
 
-    /// Log lines (one per request) to standard error, at `LOG_LEVEL` (default info). Called by
-    /// the executable, never by the library itself.
-    public static func bootstrapLogging() {
+    /// Log lines (one per request) to standard error, at `LOG_LEVEL` (default info), as text or
+    /// one JSON object per line. Called by the executable, never by the library itself.
+    public static func bootstrapLogging(format: LogFormat = .text) {
         // swift-log allows one bootstrap per process (a second traps); commands run in-process
         // in tests may ask again.
         guard loggingBootstrapped.withLock({ done in defer { done = true }; return !done }) else { return }
         let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
+            switch format {
+            case .text:
+                var h = StreamLogHandler.standardError(label: label)
+                h.logLevel = level
+                return h
+            case .json:
+                var h = JSONLogHandler(label: label)
+                h.logLevel = level
+                return h
+            }
         }
     }
 }

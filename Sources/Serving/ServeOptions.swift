@@ -25,6 +25,8 @@ public struct ServeOptions: Sendable {
     public var allowPaths: Bool = true
     /// Arithmetic of the encoder's linear layers.
     public var precision: Precision = .f32
+    /// Log lines as text or as JSON objects (the per-request line's fields become keys).
+    public var logFormat: LogFormat = .text
 
     public init(model: String) { self.model = model }
 }

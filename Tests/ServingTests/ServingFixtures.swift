@@ -149,13 +149,14 @@ final class RunningServer: Sendable {
     let port: Int
     let client: HTTPClient
 
-    init(_ options: ServeOptions) async throws {
+    /// `logger`: the server's (default: warnings and up only, to the stream handler).
+    init(_ options: ServeOptions, logger: Logger? = nil) async throws {
         var o = options
         o.host = "127.0.0.1"
         o.port = 0
-        var logger = Logger(label: "alloy.serve.test")
-        logger.logLevel = .warning
-        server = try AlloyServer(options: o, logger: logger)
+        var quiet = Logger(label: "alloy.serve.test")
+        quiet.logLevel = .warning
+        server = try AlloyServer(options: o, logger: logger ?? quiet)
         try await server.preload()
         let (stream, cont) = AsyncStream<Int>.makeStream()
         group = server.serviceGroup(onRunning: { port in cont.yield(port); cont.finish() })

@@ -4,8 +4,10 @@ import Foundation
 import Formats
 import NIOCore
 import NIOHTTP1
+import Logging
 import Serving
 import Store
+import Synchronization
 import XCTest
 
 /// `alloy serve` over real HTTP on an ephemeral loopback port: answers equal `alloy embed` /
@@ -26,10 +28,56 @@ final class ServingTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    func start(_ configure: (inout ServeOptions) -> Void = { _ in }) async throws -> RunningServer {
+    func start(logger: Logger? = nil, _ configure: (inout ServeOptions) -> Void = { _ in }) async throws -> RunningServer {
         var o = ServeOptions(model: base)
         configure(&o)
-        return try await RunningServer(o)
+        return try await RunningServer(o, logger: logger)
+    }
+
+    /// A JSON log line: escaped strings, numbers and booleans as such, nested metadata, a
+    /// metadata key that would shadow a field renamed, keys in order.
+    func testJSONLogLine() throws {
+        let line = JSONLogHandler.line(timestamp: Date(timeIntervalSince1970: 1_796_000_000.25), level: .warning, label: "alloy.serve",
+                                       message: "a \"quoted\"\nline", metadata: [
+                                           "level": "shadow", "n": .stringConvertible(3), "x": .stringConvertible(2.5), "ok": .stringConvertible(true),
+                                           "list": ["a", .stringConvertible(1)], "map": ["k": "v"], "nan": .stringConvertible(Double.nan),
+                                       ])
+        XCTAssertEqual(line, #"{"timestamp":"2026-11-30T00:53:20.250Z","level":"warning","label":"alloy.serve","message":"a \"quoted\"\nline","#
+                       + #""metadata.level":"shadow","list":["a",1],"map":{"k":"v"},"n":3,"nan":"nan","ok":true,"x":2.5}"# + "\n")
+    }
+
+    /// `--log-format json`: one JSON object per request line, with the request's method, path,
+    /// route, status and duration as keys.
+    func testJSONLogsOneObjectPerRequest() async throws {
+        let lines = Mutex<[String]>([])
+        var logger = Logger(label: "alloy.serve") { label in JSONLogHandler(label: label) { line in lines.withLock { $0.append(line) } } }
+        logger.logLevel = .info
+        let s = try await start(logger: logger) { $0.logFormat = .json }
+        do {
+            let ok = try await s.get("/health").status
+            XCTAssertEqual(ok, 200)
+            let bad = try await s.send(.POST, "/embed", raw: "{not json").status
+            XCTAssertEqual(bad, 400)
+            let embed = try await s.post("/embed", ["inputs": "the movie"]).status
+            XCTAssertEqual(embed, 200)
+        } catch { try await s.stop(); throw error }
+        try await s.stop()
+        let objects = lines.withLock { $0 }.map { line -> [String: Any] in
+            XCTAssertTrue(line.hasSuffix("}\n") && line.dropLast().firstIndex(of: "\n") == nil, line)
+            return (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+        }
+        let requests = objects.filter { $0["message"] as? String == "request" }
+        XCTAssertEqual(requests.map { $0["path"] as? String }, ["/health", "/embed", "/embed"])
+        XCTAssertEqual(requests.map { $0["route"] as? String }, ["health", "embed", "embed"])
+        XCTAssertEqual(requests.map { $0["method"] as? String }, ["GET", "POST", "POST"])
+        XCTAssertEqual(requests.map { $0["status"] as? Int }, [200, 400, 200])
+        for r in requests {
+            XCTAssertNotNil(r["duration_ms"] as? Double, "\(r)")
+            XCTAssertEqual(r["level"] as? String, "info")
+            XCTAssertEqual(r["label"] as? String, "alloy.serve")
+            let ts = r["timestamp"] as? String ?? ""
+            XCTAssertNotNil(ts.range(of: #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"#, options: .regularExpression), ts)
+        }
     }
 
     /// Tolerance: the server pools with the same code as the CLI; a LoRA in a mixed batch takes
