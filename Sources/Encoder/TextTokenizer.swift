@@ -13,6 +13,24 @@ public protocol TextTokenizer: Sendable {
     var padId: Int32 { get }
     /// Token → id, the model's vocabulary (added tokens included when they are in it).
     var vocab: [String: Int32] { get }
+    /// `encode`'s ids, each with the characters of `text` it came from; nil where this
+    /// tokenizer does not track them (see `TokenSpan`).
+    func encodeWithOffsets(_ text: String, maxLength: Int) -> [TokenSpan]?
+}
+
+extension TextTokenizer {
+    /// Offsets are tracked by `WordPieceTokenizer` only; BPE and Unigram give none.
+    public func encodeWithOffsets(_ text: String, maxLength: Int) -> [TokenSpan]? { nil }
+}
+
+/// A token id and where it came from in the input: `range` counts Unicode scalars (Rust
+/// `char`s), as the `tokenizers` library's character offsets do (`Encoding.offsets` from Python,
+/// TEI's `/tokenize` start and stop); nil for the post-processor's special tokens.
+public struct TokenSpan: Sendable, Equatable {
+    public let id: Int32
+    public let range: Range<Int>?
+
+    public init(id: Int32, range: Range<Int>?) { self.id = id; self.range = range }
 }
 
 /// Picks the tokenizer model from `tokenizer.json`'s `model.type`.

@@ -106,7 +106,7 @@ public struct WordPieceTokenizer: TextTokenizer {
         }
         if let fast {
             outer: for word in preTokenize(fast) {
-                for id in wordPiece(word) {
+                for (id, _) in wordPiece(word) {
                     if count >= budget { break outer }
                     ids.append(id); count += 1
                 }
@@ -119,7 +119,7 @@ public struct WordPieceTokenizer: TextTokenizer {
                     ids.append(id); count += 1
                 case .text(let t, _):
                     for word in preTokenize(t.unicodeScalars) {
-                        for id in wordPiece(word) {
+                        for (id, _) in wordPiece(word) {
                             if count >= budget { break outer }
                             ids.append(id); count += 1
                         }
@@ -129,6 +129,47 @@ public struct WordPieceTokenizer: TextTokenizer {
         }
         ids.append(contentsOf: special.suffix)
         return ids
+    }
+
+    /// `encode`'s ids with the characters of `text` each came from: the span from the first to
+    /// the last input scalar behind its normalized characters (`tokenizers`' alignments; an
+    /// `[UNK]` spans its whole word). The text is normalized scalar by scalar to keep each
+    /// output scalar's origin; BertNormalizer is per scalar except NFD's canonical reordering
+    /// of combining marks, so the ids are checked against `encode`'s and the offsets dropped
+    /// (nil) in the rare text where they differ. A text holding added tokens (their splitting
+    /// is not tracked) gets nil too.
+    public func encodeWithOffsets(_ text: String, maxLength: Int = 512) -> [TokenSpan]? {
+        if added.raw.occurs(in: text) || (!added.normalized.isEmpty && added.normalized.occurs(in: String(normalize(text)))) { return nil }
+        let normalizer = Normalizer(cleanText: cleanText, handleChineseChars: handleChineseChars, stripAccents: stripAccents,
+                                    lowercase: lowercase, asciiNormalized: asciiNormalized)
+        // BertPreTokenizer over (normalized scalar, index of the input scalar it came from).
+        var words: [[(scalar: Unicode.Scalar, origin: Int)]] = []
+        var current: [(scalar: Unicode.Scalar, origin: Int)] = []
+        for (i, original) in text.unicodeScalars.enumerated() {
+            for s in normalizer.normalize(String(original)) {
+                if Self.isWhitespace(s) {
+                    if !current.isEmpty { words.append(current); current = [] }
+                } else if Self.isPunctuation(s) {
+                    if !current.isEmpty { words.append(current); current = [] }
+                    words.append([(s, i)])
+                } else {
+                    current.append((s, i))
+                }
+            }
+        }
+        if !current.isEmpty { words.append(current) }
+        var spans = special.prefix.map { TokenSpan(id: $0, range: nil) }
+        let budget = special.budget(maxLength)
+        var count = 0
+        outer: for word in words {
+            for (id, piece) in wordPiece(word.map(\.scalar)) {
+                if count >= budget { break outer }
+                spans.append(TokenSpan(id: id, range: word[piece.lowerBound].origin..<(word[piece.upperBound - 1].origin + 1)))
+                count += 1
+            }
+        }
+        spans += special.suffix.map { TokenSpan(id: $0, range: nil) }
+        return spans.map(\.id) == encode(text, maxLength: maxLength) ? spans : nil
     }
 
     /// The normalizer's settings alone, to normalize added tokens' patterns during `init`.
@@ -191,9 +232,11 @@ public struct WordPieceTokenizer: TextTokenizer {
         return words
     }
 
-    func wordPiece(_ word: [Unicode.Scalar]) -> [Int32] {
-        if word.count > maxInputCharsPerWord { return [unkId] }
-        var ids: [Int32] = []
+    /// Greedy longest-match-first pieces of `word`, each with the scalars of the word it covers
+    /// (`[UNK]` for the whole word when a part has no piece or the word is too long).
+    func wordPiece(_ word: [Unicode.Scalar]) -> [(Int32, Range<Int>)] {
+        if word.count > maxInputCharsPerWord { return [(unkId, 0..<word.count)] }
+        var ids: [(Int32, Range<Int>)] = []
         var start = 0
         while start < word.count {
             var end = word.count
@@ -204,8 +247,8 @@ public struct WordPieceTokenizer: TextTokenizer {
                 if let id = vocab[piece] { found = id; break }
                 end -= 1
             }
-            guard let id = found else { return [unkId] }
-            ids.append(id)
+            guard let id = found else { return [(unkId, 0..<word.count)] }
+            ids.append((id, start..<end))
             start = end
         }
         return ids

@@ -260,17 +260,34 @@ public final class AlloyServer: Sendable {
         return Self.json(s)
     }
 
+    /// TEI's `/tokenize`: per input, its tokens as `{id, text, special, start, stop}`. A text
+    /// token's `text` is the input's characters it came from and `start`/`stop` their
+    /// character offsets (Unicode scalars, as TEI); a special token has its vocabulary string
+    /// and null offsets. Where the tokenizer tracks no offsets (BPE, Unigram, a text holding
+    /// added tokens), `text` is the vocabulary string and the offsets are null.
     func tokenize(_ req: Request) async throws -> Response {
         let body = try await readJSON(req)
         let (texts, _) = try body.texts("inputs")
         let special = try body.bool("add_special_tokens", default: true)
         let all = try tokenIDs(texts, field: "inputs", truncate: true)
-        let lists = all.map { ids -> String in
-            let kept = special ? ids : Array(ids.dropFirst().dropLast())
-            return "[" + kept.enumerated().map { k, id in
-                let isSpecial = special && (k == 0 || k == kept.count - 1)
-                return #"{"id":\#(id),"text":\#(JSONOut.string(tokens[id] ?? "")),"special":\#(isSpecial)}"#
-            }.joined(separator: ",") + "]"
+        let max = min(encoder.maxLength, encoder.model.maxTokens)
+        let lists = zip(texts, all).map { text, ids -> String in
+            let spans = encoder.tokenizer.encodeWithOffsets(text, maxLength: max).flatMap { $0.map(\.id) == ids ? $0 : nil }
+            let scalars = spans == nil ? [] : Array(text.unicodeScalars)
+            var items: [String] = []
+            for (k, id) in ids.enumerated() {
+                let isSpecial = spans.map { $0[k].range == nil } ?? (k == 0 || k == ids.count - 1)
+                if isSpecial && !special { continue }
+                var item = #"{"id":\#(id),"text":"#
+                if let range = spans?[k].range {
+                    item += JSONOut.string(String(String.UnicodeScalarView(scalars[range])))
+                    item += #","special":false,"start":\#(range.lowerBound),"stop":\#(range.upperBound)}"#
+                } else {
+                    item += JSONOut.string(tokens[id] ?? "") + #","special":\#(isSpecial),"start":null,"stop":null}"#
+                }
+                items.append(item)
+            }
+            return "[" + items.joined(separator: ",") + "]"
         }
         return Self.json("[" + lists.joined(separator: ",") + "]")
     }

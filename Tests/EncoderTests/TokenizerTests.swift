@@ -207,3 +207,48 @@ final class TokenizerFamilyTests: XCTestCase {
         }
     }
 }
+
+/// WordPiece character offsets against the `tokenizers` library (Scripts/make-fixtures-offsets.py:
+/// MiniLM's tokenizer and a cased variant, untruncated and truncated at 16, every corpus line):
+/// the same ids, each text token the same character span, special tokens none. A line whose
+/// offsets are not tracked (added tokens in the text) must hold an added token, and no more than
+/// those lines may lack offsets.
+final class TokenizerOffsetTests: XCTestCase {
+    func testWordPieceOffsetsMatchTokenizers() throws {
+        let minilm = try WordPieceTokenizer(path: Fixture.path("minilm_tokenizer.json"))
+        // The cased variant the script makes: the normalizer without lowercase and accent stripping.
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixture.path("minilm_tokenizer.json")))) as? [String: Any])
+        var normalizer = try XCTUnwrap(json["normalizer"] as? [String: Any])
+        normalizer["lowercase"] = false
+        normalizer["strip_accents"] = false
+        json["normalizer"] = normalizer
+        let casedPath = NSTemporaryDirectory() + "alloy-cased-\(UUID().uuidString).json"
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: casedPath))
+        defer { try? FileManager.default.removeItem(atPath: casedPath) }
+        let tokenizers = ["minilm": minilm, "minilm_cased": try WordPieceTokenizer(path: casedPath)]
+        let lines = try String(contentsOfFile: Fixture.path("tokenizers/offsets.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4 * 320)
+        var checked = 0, untracked: [String] = [], mismatches: [String] = []
+        for line in lines {
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let tok = try XCTUnwrap(tokenizers[o["tokenizer"] as? String ?? ""])
+            let text = try XCTUnwrap(o["text"] as? String)
+            let ids = try XCTUnwrap(o["ids"] as? [Int]).map(Int32.init)
+            let special = try XCTUnwrap(o["special"] as? [Int])
+            let offsets = try XCTUnwrap(o["offsets"] as? [[Int]])
+            let maxLength = o["max_length"] as? Int ?? Int.max
+            guard let spans = tok.encodeWithOffsets(text, maxLength: maxLength) else {
+                untracked.append(text)
+                continue
+            }
+            let want = zip(ids, zip(special, offsets)).map { id, so in TokenSpan(id: id, range: so.0 == 1 ? nil : so.1[0]..<so.1[1]) }
+            if spans != want { mismatches.append("\(text.debugDescription): ours \(spans.map { "\($0.id)@\($0.range.map { "\($0)" } ?? "-")" }) ref \(want.map { "\($0.id)@\($0.range.map { "\($0)" } ?? "-")" })") }
+            checked += 1
+        }
+        XCTAssertEqual(mismatches.count, 0, "\(mismatches.count) lines differ; first: \(mismatches.first ?? "")")
+        for text in untracked {
+            XCTAssertTrue(["[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]"].contains { text.contains($0) }, "offsets dropped for \(text.debugDescription), which has no added token")
+        }
+        XCTAssertGreaterThan(checked, 4 * 300, "offsets were checked on \(checked) lines")
+    }
+}

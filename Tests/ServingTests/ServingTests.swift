@@ -189,12 +189,18 @@ final class ServingTests: XCTestCase {
             let m = try await s.get("/v1/models")
             let ids = ((m.json as? [String: Any])?["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
             XCTAssertEqual(ids, [base, lora])
-            // /tokenize: the tokenizer's ids with [CLS]/[SEP] marked special.
-            let t = try await s.post("/tokenize", ["inputs": "the movie"])
+            // /tokenize: the tokenizer's ids with [CLS]/[SEP] marked special, text tokens with
+            // the input's characters and their offsets (as TEI).
+            let t = try await s.post("/tokenize", ["inputs": "The  movie"])
             guard let toks = (t.json as? [[[String: Any]]])?.first else { return XCTFail(t.body) }
-            XCTAssertEqual(toks.compactMap { $0["id"] as? Int }, encoder.tokenize(["the movie"])[0].map(Int.init))
-            XCTAssertEqual(toks.compactMap { $0["text"] as? String }, ["[CLS]", "the", "movie", "[SEP]"])
+            XCTAssertEqual(toks.compactMap { $0["id"] as? Int }, encoder.tokenize(["The  movie"])[0].map(Int.init))
+            XCTAssertEqual(toks.compactMap { $0["text"] as? String }, ["[CLS]", "The", "movie", "[SEP]"])
             XCTAssertEqual(toks.compactMap { $0["special"] as? Bool }, [true, false, false, true])
+            XCTAssertEqual(toks.map { $0["start"] as? Int }, [nil, 0, 5, nil])
+            XCTAssertEqual(toks.map { $0["stop"] as? Int }, [nil, 3, 10, nil])
+            XCTAssertTrue(toks[0]["start"] is NSNull, "a special token's offsets are null")
+            let plain = try await s.post("/tokenize", ["inputs": ["The  movie"], "add_special_tokens": false])
+            XCTAssertEqual(((plain.json as? [[[String: Any]]])?.first ?? []).compactMap { $0["text"] as? String }, ["The", "movie"])
             // /info and /health.
             let info = try await s.get("/info")
             XCTAssertEqual((info.json as? [String: Any])?["model_id"] as? String, base)
