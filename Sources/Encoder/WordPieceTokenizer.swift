@@ -142,32 +142,34 @@ public struct WordPieceTokenizer: TextTokenizer {
         if added.raw.occurs(in: text) || (!added.normalized.isEmpty && added.normalized.occurs(in: String(normalize(text)))) { return nil }
         let normalizer = Normalizer(cleanText: cleanText, handleChineseChars: handleChineseChars, stripAccents: stripAccents,
                                     lowercase: lowercase, asciiNormalized: asciiNormalized)
-        // BertPreTokenizer over (normalized scalar, index of the input scalar it came from).
-        var words: [[(scalar: Unicode.Scalar, origin: Int)]] = []
-        var current: [(scalar: Unicode.Scalar, origin: Int)] = []
-        for (i, original) in text.unicodeScalars.enumerated() {
-            for s in normalizer.normalize(String(original)) {
-                if Self.isWhitespace(s) {
-                    if !current.isEmpty { words.append(current); current = [] }
-                } else if Self.isPunctuation(s) {
-                    if !current.isEmpty { words.append(current); current = [] }
-                    words.append([(s, i)])
-                } else {
-                    current.append((s, i))
-                }
-            }
-        }
-        if !current.isEmpty { words.append(current) }
+        // BertPreTokenizer over (normalized scalar, index of the input scalar it came from),
+        // each word through WordPiece as it ends, until the budget is spent.
         var spans = special.prefix.map { TokenSpan(id: $0, range: nil) }
         let budget = special.budget(maxLength)
         var count = 0
-        outer: for word in words {
-            for (id, piece) in wordPiece(word.map(\.scalar)) {
-                if count >= budget { break outer }
+        var word: [(scalar: Unicode.Scalar, origin: Int)] = []
+        func flush() {
+            for (id, piece) in wordPiece(word.map(\.scalar)) where count < budget {
                 spans.append(TokenSpan(id: id, range: word[piece.lowerBound].origin..<(word[piece.upperBound - 1].origin + 1)))
                 count += 1
             }
+            word = []
         }
+        outer: for (i, original) in text.unicodeScalars.enumerated() {
+            for s in normalizer.normalize(String(original)) {
+                if count >= budget { break outer }
+                if Self.isWhitespace(s) {
+                    if !word.isEmpty { flush() }
+                } else if Self.isPunctuation(s) {
+                    if !word.isEmpty { flush() }
+                    word = [(s, i)]
+                    flush()
+                } else {
+                    word.append((s, i))
+                }
+            }
+        }
+        if !word.isEmpty { flush() }
         spans += special.suffix.map { TokenSpan(id: $0, range: nil) }
         return spans.map(\.id) == encode(text, maxLength: maxLength) ? spans : nil
     }

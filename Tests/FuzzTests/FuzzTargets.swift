@@ -213,7 +213,15 @@ enum FuzzTargets {
             for (text, limit) in [("The movie was unbelievable, fun!", 16), ("é 中文 hello\u{0}\t world", Int.min), ("a", -1), ("", 0),
                                   ("playing played", 2), ("x", Int.max), (String(repeating: "un", count: 300), 3),
                                   ("<s> A\u{FB01}\u{3000}x </s> [CLS] 'll 😀", 64), (String(repeating: "ab", count: 5000), 8)] {
-                _ = t.encode(text, maxLength: limit)
+                let ids = t.encode(text, maxLength: limit)
+                // Offsets, where tracked: the same ids, spans inside the text, in order (a
+                // violation traps, which the harness reports with the input).
+                if let spans = t.encodeWithOffsets(text, maxLength: limit) {
+                    let count = text.unicodeScalars.count, ranges = spans.compactMap(\.range)
+                    precondition(spans.map(\.id) == ids && ranges.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= count }
+                                 && zip(ranges, ranges.dropFirst()).allSatisfy { $0.lowerBound <= $1.lowerBound },
+                                 "offsets of \(text.debugDescription) at \(limit) disagree with the ids or leave the text")
+                }
             }
         }
     }
