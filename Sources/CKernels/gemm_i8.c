@@ -12,6 +12,13 @@
 // stored shifted by its zero point z_i, the kernel subtracts z_i·Σ_k w_q, with Σ_k w_q per
 // channel precomputed at packing.
 //
+// Outliers (after LLM.int8, Dettmers et al. 2022, "8-bit Matrix Multiplication for Transformers
+// at Scale": a few activation entries of large magnitude set the row's scale and leave the rest
+// few levels): each row's largest-magnitude entries are split out, the rest quantised over
+// their own range, and the split-out entries multiplied exactly (by the quantised weights)
+// afterwards. Per row, not per column as LLM.int8: a sequence's result never depends on the
+// other sequences of its batch.
+//
 // AVX-512 VNNI: a 12×32 register block (24 accumulators, two weight vectors, one broadcast).
 // Elsewhere a portable path computes the same integers (slower: it is the fallback).
 #include "isa.h"
@@ -93,25 +100,115 @@ static void quantize_row_avx512(const float *row, int k, uint8_t *q, float *xsca
     }
     for (; p < k; p++) q[p] = quantize_u8(row[p], inv, *xzero);
 }
+
+/// `first_largest`, 16 at a time: the largest magnitude, then the first lane holding it.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+static int first_largest_avx512(const float *v, int k) {
+    __m512 mx = _mm512_setzero_ps();
+    int p = 0;
+    for (; p + 16 <= k; p += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(v + p)));
+    float m = _mm512_reduce_max_ps(mx);
+    for (; p < k; p++) m = fmaxf(m, fabsf(v[p]));
+    __m512 vm = _mm512_set1_ps(m);
+    for (p = 0; p + 16 <= k; p += 16) {
+        __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(v + p)), vm, _CMP_EQ_OQ);
+        if (hit) return p + __builtin_ctz(hit);
+    }
+    for (; p < k; p++) if (fabsf(v[p]) == m) return p;
+    return -1;
+}
+
+/// `alloy_i8_add_outliers` for one entry: y[c] += v · scale[c] · W_q[c, j], 16 channels per
+/// step from the one 64-byte block of each strip that holds column j (byte j % 4 of each lane).
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+static void add_column_avx512(const int8_t *packed, const float *scale, int n, int kq, int j, float v, float *y) {
+    const int8_t *col = packed + (size_t)(j / 4) * NR8 * 4;
+    __m512 vv = _mm512_set1_ps(v);
+    int left = 24 - 8 * (j % 4), c = 0;
+    for (; c + NR8 <= n; c += NR8) {
+        __m512i block = _mm512_loadu_si512((const void *)(col + (size_t)(c / NR8) * kq * NR8 * 4));
+        __m512i w = _mm512_srai_epi32(_mm512_sll_epi32(block, _mm_cvtsi32_si128(left)), 24);
+        __m512 prod = _mm512_mul_ps(_mm512_mul_ps(vv, _mm512_loadu_ps(scale + c)), _mm512_cvtepi32_ps(w));
+        _mm512_storeu_ps(y + c, _mm512_add_ps(_mm512_loadu_ps(y + c), prod));
+    }
+    for (; c < n; c++) y[c] += v * scale[c] * (float)col[((size_t)(c / NR8) * kq * NR8 + c % NR8) * 4 + j % 4];
+}
 #endif
 
-void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale, int32_t *xzero) {
+/// The index of the first entry of `v` (k > 0) with the largest magnitude; -1 when none
+/// compares (NaNs).
+static int first_largest(const float *v, int k, int isa) {
+#if ALLOY_X86
+    if (isa >= ALLOY_ISA_AVX512) return first_largest_avx512(v, k);
+#endif
+    (void)isa;
+    float m = -1;
+    int at = -1;
+    for (int p = 0; p < k; p++) { float a = fabsf(v[p]); if (a > m) { m = a; at = p; } }
+    return at;
+}
+
+static void quantize_row(const float *row, int k, uint8_t *q, float *xscale, int32_t *xzero, int isa) {
+#if ALLOY_X86
+    if (isa >= ALLOY_ISA_AVX512) { quantize_row_avx512(row, k, q, xscale, xzero); return; }
+#endif
+    (void)isa;
+    float lo = 0, hi = 0;
+    for (int p = 0; p < k; p++) { lo = fminf(lo, row[p]); hi = fmaxf(hi, row[p]); }
+    float inv = row_params(lo, hi, xscale, xzero);
+    for (int p = 0; p < k; p++) q[p] = quantize_u8(row[p], inv, *xzero);
+}
+
+void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale, int32_t *xzero,
+                            int nout, int32_t *oidx, float *oval, int isa) {
     size_t ldq = alloy_quantized_row_bytes(k);
+    isa = alloy_isa_clamp(isa);
+    if (nout > k) nout = k;
+    // A row with its split-out entries set to 0 (a scratch copy; nothing when nout is 0).
+    float *copy = nout > 0 && k > 0 ? malloc((size_t)k * sizeof(float)) : NULL;
+    if (nout > 0 && k > 0 && !copy) nout = 0;  // out of memory: quantise whole rows, as without the split
     for (int i = 0; i < m; i++) {
         const float *row = x + (size_t)i * ldx;
         uint8_t *q = xq + (size_t)i * ldq;
-#if ALLOY_X86
-        if (alloy_kernels_isa() >= ALLOY_ISA_AVX512) {
-            quantize_row_avx512(row, k, q, xscale + i, xzero + i);
-        } else
-#endif
-        {
-            float lo = 0, hi = 0;
-            for (int p = 0; p < k; p++) { lo = fminf(lo, row[p]); hi = fmaxf(hi, row[p]); }
-            float inv = row_params(lo, hi, xscale + i, xzero + i);
-            for (int p = 0; p < k; p++) q[p] = quantize_u8(row[p], inv, xzero[i]);
+        if (nout > 0) {
+            // The largest magnitude first (lowest index among equals), each set to 0 in the copy
+            // once taken; a row of NaNs splits nothing out (index 0, value 0).
+            memcpy(copy, row, (size_t)k * sizeof(float));
+            for (int o = 0; o < nout; o++) {
+                int at = first_largest(copy, k, isa);
+                oidx[(size_t)i * nout + o] = at < 0 ? 0 : at;
+                oval[(size_t)i * nout + o] = at < 0 ? 0 : copy[at];
+                if (at >= 0) copy[at] = 0;
+            }
+            row = copy;
         }
+        quantize_row(row, k, q, xscale + i, xzero + i, isa);
         for (size_t p = (size_t)k; p < ldq; p++) q[p] = (uint8_t)xzero[i];
+    }
+    free(copy);
+}
+
+void alloy_i8_add_outliers(const int8_t *packed, const float *scale, int n, int k, int m, int nout, const int32_t *oidx,
+                           const float *oval, float *y, int ldy, int isa) {
+    if (nout > k) nout = k;
+    isa = alloy_isa_clamp(isa);
+    int kq = quads(k);
+    for (int i = 0; i < m; i++) {
+        float *yr = y + (size_t)i * ldy;
+        for (int o = 0; o < nout; o++) {
+            int32_t j = oidx[(size_t)i * nout + o];
+            float v = oval[(size_t)i * nout + o];
+            if (v == 0 || j < 0 || j >= k) continue;
+#if ALLOY_X86
+            if (isa >= ALLOY_ISA_AVX512) { add_column_avx512(packed, scale, n, kq, j, v, yr); continue; }
+#endif
+            // Channel c's byte j sits at ((strip·kq + j/4)·16 + c%16)·4 + j%4.
+            const int8_t *col = packed + (size_t)(j / 4) * NR8 * 4 + j % 4;
+            for (int c = 0; c < n; c++) {
+                int8_t w = col[((size_t)(c / NR8) * kq * NR8 + c % NR8) * 4];
+                yr[c] += v * scale[c] * (float)w;
+            }
+        }
     }
 }
 

@@ -3,8 +3,9 @@ import XCTest
 
 /// The int8 linear kernel (`Int8PackedWeights`) against the arithmetic it promises, computed
 /// here in plain Swift: per-channel symmetric weights, per-row asymmetric activations (the row's
-/// range widened to hold 0, 255 steps, zero point as ONNX's DynamicQuantizeLinear), integer
-/// sums, one float rescale — on every path (portable and, where the CPU has it, VNNI).
+/// range widened to hold 0, 255 steps, zero point as ONNX's DynamicQuantizeLinear) after the
+/// row's two largest-magnitude entries are split out and multiplied exactly, integer sums, one
+/// float rescale — on every path (portable and, where the CPU has it, VNNI).
 final class Int8GEMMTests: XCTestCase {
     /// Per-channel symmetric int8: values and scale.
     func quantizeSymmetric(_ v: ArraySlice<Float>) -> ([Int32], Float) {
@@ -23,18 +24,64 @@ final class Int8GEMMTests: XCTestCase {
         return (v.map { Int32(max(0, min(255, ($0 * inv).rounded(.toNearestOrEven) + zero)) - zero) }, scale)
     }
 
+    /// The row's `count` entries of largest magnitude, lowest index first among equals.
+    func largest(_ v: ArraySlice<Float>, _ count: Int) -> [Int] {
+        Array(v.indices.sorted { abs(v[$0]) != abs(v[$1]) ? abs(v[$0]) > abs(v[$1]) : $0 < $1 }.prefix(count)).map { $0 - v.startIndex }
+    }
+
+    /// Per row: the two entries of largest magnitude split out (multiplied exactly by the
+    /// quantised weights), the rest quantised asymmetrically over their own range.
     func reference(x: [Float], w: [Float], bias: [Float]?, m: Int, n: Int, k: Int) -> [Float] {
         let wq = (0..<n).map { quantizeSymmetric(w[($0 * k)..<(($0 + 1) * k)]) }
         var y = [Float](repeating: 0, count: m * n)
         for i in 0..<m {
-            let (xq, xs) = quantizeAsymmetric(x[(i * k)..<((i + 1) * k)])
+            let row = x[(i * k)..<((i + 1) * k)]
+            let out = largest(row, Int8PackedWeights.outliersPerRow)
+            var rest = Array(row)
+            for p in out { rest[p] = 0 }
+            let (xq, xs) = quantizeAsymmetric(rest[...])
             for j in 0..<n {
                 var acc: Int32 = 0
                 for p in 0..<k { acc += xq[p] * wq[j].0[p] }
                 y[i * n + j] = xs * wq[j].1 * Float(acc) + (bias?[j] ?? 0)
+                for p in out { y[i * n + j] += row[row.startIndex + p] * wq[j].1 * Float(wq[j].0[p]) }
             }
         }
         return y
+    }
+
+    /// A row with a few entries far larger than the rest (a LayerNorm output's outlier
+    /// channels): splitting them out keeps the others' levels, so the activations' error stays
+    /// near that of rows without outliers (without the split it grows with the outlier's size).
+    func testOutliersDoNotCoarsenTheRestOfTheRow() {
+        var rng = SplitMix(seed: 5)
+        let (m, n, k) = (16, 32, 384)
+        let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }
+        let wq = (0..<n).map { quantizeSymmetric(w[($0 * k)..<(($0 + 1) * k)]) }
+        var x = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        for i in 0..<m { x[i * k + 7] = 40; x[i * k + 300] = -25 }  // two outlier channels
+        var weightsOnly = [Float](repeating: 0, count: m * n), whole = weightsOnly
+        for i in 0..<m {
+            let (xq, xs) = quantizeAsymmetric(x[(i * k)..<((i + 1) * k)])
+            for j in 0..<n {
+                var acc: Int32 = 0
+                for p in 0..<k {
+                    weightsOnly[i * n + j] += x[i * k + p] * wq[j].1 * Float(wq[j].0[p])
+                    acc += xq[p] * wq[j].0[p]
+                }
+                whole[i * n + j] = xs * wq[j].1 * Float(acc)
+            }
+        }
+        func rms(_ a: [Float], _ b: [Float]) -> Float { (zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(a.count)).squareRoot() }
+        for isa in [Kernels.ISA.portable, .avx512] {
+            var y = [Float](repeating: 0, count: m * n)
+            x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+                packed.linear(x: xb.nonEmptyBase, ldx: k, bias: nil, y: yb.nonEmptyBase, ldy: n, m: m, isa: isa)
+            } }
+            let split = rms(y, weightsOnly), unsplit = rms(whole, weightsOnly)
+            XCTAssertLessThan(split, unsplit / 10, "\(isa): activations' RMS error with the outliers split out \(split), quantised with the row \(unsplit)")
+        }
     }
 
     func testIntegerKernelComputesTheQuantisedProductOnEveryPath() {
@@ -45,6 +92,9 @@ final class Int8GEMMTests: XCTestCase {
             let offsets: [Float] = [0, 1, -1, 0.6, -3]
             var x = random(m * k)
             for i in 0..<m { for p in 0..<k { x[i * k + p] = i == 3 ? 0 : x[i * k + p] + offsets[i % offsets.count] } }
+            // Equal magnitudes at the top (the lowest indices are split out) and a row of one value.
+            if m > 5 { for p in stride(from: 0, to: k, by: 3) { x[5 * k + p] = p % 2 == 0 ? 2 : -2 } }
+            if m > 6 { for p in 0..<k { x[6 * k + p] = 0.75 } }
             let w = random(n * k), bias = random(n)
             let want = reference(x: x, w: w, bias: bias, m: m, n: n, k: k)
             let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }

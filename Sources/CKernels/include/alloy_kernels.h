@@ -100,7 +100,19 @@ void alloy_pack_weights_i8(const float *w, int n, int k, int8_t *packed, float *
 /// DynamicQuantizeLinear): with [lo, hi] the row's range widened to hold 0, scale = (hi − lo)/255,
 /// zero point z = round(−lo/scale), values clamp(round(x/scale) + z, 0, 255) as u8, rows
 /// `alloy_quantized_row_bytes(k)` apart (padding z); writes each row's scale and z.
-void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale, int32_t *xzero);
+///
+/// With `nout` > 0, each row's `nout` entries of largest magnitude (lowest index first among
+/// equals) are split out before: their indices go to `oidx` and values to `oval` (`nout` per
+/// row), they count as 0 in the row's range and quantise to z (adding nothing to the integer
+/// sums), and `alloy_i8_add_outliers` adds their exact products afterwards. AVX-512 when `isa`
+/// allows and the CPU has it (as every `_isa` entry point here), else portable.
+void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale, int32_t *xzero,
+                            int nout, int32_t *oidx, float *oval, int isa);
+
+/// Y[i, c] += oval[i, o] · scale[c] · W_q[c, oidx[i, o]] for each row's split-out entries
+/// (`alloy_quantize_rows_u8`), the quantised weights read from the int8 packing.
+void alloy_i8_add_outliers(const int8_t *packed, const float *scale, int n, int k, int m, int nout, const int32_t *oidx,
+                           const float *oval, float *y, int ldy, int isa);
 
 /// Y = X·Wᵀ + bias (Y += … when `accumulate`) from quantised rows and int8-packed weights,
 /// single-threaded; AVX-512 VNNI when `isa` allows and the CPU has it, else portable.
