@@ -12,11 +12,13 @@ import CKernels
 /// all-mpnet-base-v2 a sentence at cosine 0.979 to f32; asymmetric rows keep every one ≥ 0.995.
 /// The zero point costs one multiply per output: z·Σ_k w_q, with Σ_k w_q stored at packing.
 ///
-/// Outliers: each row's `outliersPerRow` entries of largest magnitude are split out before the
-/// row is quantised (they would set its range: a LayerNorm output's outlier channels leave the
-/// other entries a few levels) and multiplied by the quantised weights in float afterwards —
-/// LLM.int8's decomposition (Dettmers et al. 2022), per row so that a sequence's result does not
-/// depend on its batch.
+/// Outliers: each row's entry of largest magnitude is split out before the row is quantised (it
+/// would set the row's range: a LayerNorm output's outlier channels leave the other entries a
+/// few levels) and multiplied by the quantised weights in float afterwards — LLM.int8's
+/// decomposition (Dettmers et al. 2022), per row so that a sequence's result does not depend on
+/// its batch. Measured on MiniLM (200 movie reviews, a PyTorch emulation of this arithmetic):
+/// the pooled embedding's mean 1 − cos to f32 goes 0.00135 → 0.00062, of which the weights'
+/// rounding alone is 0.00048; splitting two entries per row gave 0.00058 at twice the cost.
 ///
 /// Stored state (all written in `init`): `values` (⌈n/16⌉·16 × ⌈k/4⌉·4 int8, VNNI layout),
 /// `scale` (⌈n/16⌉·16 floats, per channel), `colsum` (⌈n/16⌉·16 int32, Σ_k w_q per channel).
@@ -75,19 +77,11 @@ public final class Int8PackedWeights: @unchecked Sendable {
         let xq = UnsafeMutablePointer<UInt8>.allocate(capacity: m * rowBytes)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: m)
         let xz = UnsafeMutablePointer<Int32>.allocate(capacity: m)
-        let nout = Self.outliersPerRow
-        let oi = UnsafeMutablePointer<Int32>.allocate(capacity: m * nout)
-        let ov = UnsafeMutablePointer<Float>.allocate(capacity: m * nout)
+        let oi = UnsafeMutablePointer<Int32>.allocate(capacity: m)
+        let ov = UnsafeMutablePointer<Float>.allocate(capacity: m)
         defer { xq.deallocate(); xs.deallocate(); xz.deallocate(); oi.deallocate(); ov.deallocate() }
         let path = (isa ?? Kernels.isa).rawValue
-        alloy_quantize_rows_u8(x, Int32(ldx), Int32(m), Int32(k), xq, xs, xz, Int32(nout), oi, ov, path)
-        alloy_linear_i8_isa(xq, xs, xz, values, scale, colsum, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0, path)
-        alloy_i8_add_outliers(values, scale, Int32(n), Int32(k), Int32(m), Int32(nout), oi, ov, y, Int32(ldy), path)
+        alloy_quantize_rows_u8(x, Int32(ldx), Int32(m), Int32(k), xq, xs, xz, oi, ov, path)
+        alloy_linear_i8_isa(xq, xs, xz, oi, ov, values, scale, colsum, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0, path)
     }
-
-    /// Entries of each activation row multiplied exactly rather than quantised: its two of
-    /// largest magnitude. Measured on MiniLM (200 movie reviews, PyTorch emulation of this
-    /// arithmetic): the pooled embedding's mean 1 − cos to f32 goes 0.00135 → 0.00058 (0.00048
-    /// of which is the weights' rounding); one entry gives 0.00062, four 0.00055.
-    static let outliersPerRow = 2
 }

@@ -4,8 +4,8 @@ import XCTest
 /// The int8 linear kernel (`Int8PackedWeights`) against the arithmetic it promises, computed
 /// here in plain Swift: per-channel symmetric weights, per-row asymmetric activations (the row's
 /// range widened to hold 0, 255 steps, zero point as ONNX's DynamicQuantizeLinear) after the
-/// row's two largest-magnitude entries are split out and multiplied exactly, integer sums, one
-/// float rescale — on every path (portable and, where the CPU has it, VNNI).
+/// row's largest-magnitude entry is split out and multiplied exactly, integer sums, one float
+/// rescale — on every path (portable and, where the CPU has it, VNNI).
 final class Int8GEMMTests: XCTestCase {
     /// Per-channel symmetric int8: values and scale.
     func quantizeSymmetric(_ v: ArraySlice<Float>) -> ([Int32], Float) {
@@ -29,14 +29,14 @@ final class Int8GEMMTests: XCTestCase {
         Array(v.indices.sorted { abs(v[$0]) != abs(v[$1]) ? abs(v[$0]) > abs(v[$1]) : $0 < $1 }.prefix(count)).map { $0 - v.startIndex }
     }
 
-    /// Per row: the two entries of largest magnitude split out (multiplied exactly by the
-    /// quantised weights), the rest quantised asymmetrically over their own range.
+    /// Per row: the entry of largest magnitude split out (multiplied exactly by the quantised
+    /// weights), the rest quantised asymmetrically over their own range.
     func reference(x: [Float], w: [Float], bias: [Float]?, m: Int, n: Int, k: Int) -> [Float] {
         let wq = (0..<n).map { quantizeSymmetric(w[($0 * k)..<(($0 + 1) * k)]) }
         var y = [Float](repeating: 0, count: m * n)
         for i in 0..<m {
             let row = x[(i * k)..<((i + 1) * k)]
-            let out = largest(row, Int8PackedWeights.outliersPerRow)
+            let out = largest(row, 1)
             var rest = Array(row)
             for p in out { rest[p] = 0 }
             let (xq, xs) = quantizeAsymmetric(rest[...])
@@ -60,7 +60,7 @@ final class Int8GEMMTests: XCTestCase {
         let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }
         let wq = (0..<n).map { quantizeSymmetric(w[($0 * k)..<(($0 + 1) * k)]) }
         var x = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
-        for i in 0..<m { x[i * k + 7] = 40; x[i * k + 300] = -25 }  // two outlier channels
+        for i in 0..<m { x[i * k + 7 + i] = i % 2 == 0 ? 40 : -40 }  // an outlier channel, either sign
         var weightsOnly = [Float](repeating: 0, count: m * n), whole = weightsOnly
         for i in 0..<m {
             let (xq, xs) = quantizeAsymmetric(x[(i * k)..<((i + 1) * k)])
@@ -92,9 +92,11 @@ final class Int8GEMMTests: XCTestCase {
             let offsets: [Float] = [0, 1, -1, 0.6, -3]
             var x = random(m * k)
             for i in 0..<m { for p in 0..<k { x[i * k + p] = i == 3 ? 0 : x[i * k + p] + offsets[i % offsets.count] } }
-            // Equal magnitudes at the top (the lowest indices are split out) and a row of one value.
+            // Equal magnitudes at the top (the lowest index is split out), a row of one value, and
+            // rows whose largest magnitude is negative or appears twice.
             if m > 5 { for p in stride(from: 0, to: k, by: 3) { x[5 * k + p] = p % 2 == 0 ? 2 : -2 } }
             if m > 6 { for p in 0..<k { x[6 * k + p] = 0.75 } }
+            if m > 8 { x[7 * k + k / 2] = -9; x[8 * k + 1] = 7; x[8 * k + k - 1] = 7 }
             let w = random(n * k), bias = random(n)
             let want = reference(x: x, w: w, bias: bias, m: m, n: n, k: k)
             let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }

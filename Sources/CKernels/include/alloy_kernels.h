@@ -101,24 +101,20 @@ void alloy_pack_weights_i8(const float *w, int n, int k, int8_t *packed, float *
 /// zero point z = round(−lo/scale), values clamp(round(x/scale) + z, 0, 255) as u8, rows
 /// `alloy_quantized_row_bytes(k)` apart (padding z); writes each row's scale and z.
 ///
-/// With `nout` > 0, each row's `nout` entries of largest magnitude (lowest index first among
-/// equals) are split out before: their indices go to `oidx` and values to `oval` (`nout` per
-/// row), they count as 0 in the row's range and quantise to z (adding nothing to the integer
-/// sums), and `alloy_i8_add_outliers` adds their exact products afterwards. AVX-512 when `isa`
+/// With `oidx` and `oval` (one each per row), each row's entry of largest magnitude (lowest
+/// index among equals) is split out first: its index and value are written there, it leaves
+/// the row's range and quantises to z (adding nothing to the integer sums), and
+/// `alloy_linear_i8_isa` adds its exact product by the quantised weights. AVX-512 when `isa`
 /// allows and the CPU has it (as every `_isa` entry point here), else portable.
 void alloy_quantize_rows_u8(const float *x, int ldx, int m, int k, uint8_t *xq, float *xscale, int32_t *xzero,
-                            int nout, int32_t *oidx, float *oval, int isa);
+                            int32_t *oidx, float *oval, int isa);
 
-/// Y[i, c] += oval[i, o] · scale[c] · W_q[c, oidx[i, o]] for each row's split-out entries
-/// (`alloy_quantize_rows_u8`), the quantised weights read from the int8 packing.
-void alloy_i8_add_outliers(const int8_t *packed, const float *scale, int n, int k, int m, int nout, const int32_t *oidx,
-                           const float *oval, float *y, int ldy, int isa);
-
-/// Y = X·Wᵀ + bias (Y += … when `accumulate`) from quantised rows and int8-packed weights,
+/// Y = X·Wᵀ + bias (Y += … when `accumulate`) from quantised rows and int8-packed weights, plus
+/// each row's split-out entry times its weights when `oidx`/`oval` are given (else NULL);
 /// single-threaded; AVX-512 VNNI when `isa` allows and the CPU has it, else portable.
-void alloy_linear_i8_isa(const uint8_t *xq, const float *xscale, const int32_t *xzero, const int8_t *packed, const float *scale,
-                         const int32_t *colsum, const float *bias, float *y, int ldy, int m, int n, int k,
-                         int accumulate, int isa);
+void alloy_linear_i8_isa(const uint8_t *xq, const float *xscale, const int32_t *xzero, const int32_t *oidx, const float *oval,
+                         const int8_t *packed, const float *scale, const int32_t *colsum, const float *bias, float *y, int ldy,
+                         int m, int n, int k, int accumulate, int isa);
 
 /// 1 when the CPU runs the AVX-512 VNNI integer kernel (and the AVX-512 path is supported).
 int alloy_kernels_have_vnni(void);
