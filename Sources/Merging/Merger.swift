@@ -117,8 +117,8 @@ public enum Merger {
     /// Into a file, the F32 results of linear and task arithmetic are written chunk by chunk as
     /// the kernels finish them, and the chunks of many tensors run in one parallel loop (a
     /// model's tensors are mostly small: a loop per tensor left a core waiting at each one's
-    /// end). Their inputs stay mapped (or converted) until the loop
-    /// runs (`batchLimit`). The disk's writeback of each tensor starts once its last chunk is written.
+    /// end). Their inputs stay mapped, or converted up to `batchLimit` bytes, until the loop
+    /// runs. The disk's writeback of each tensor starts once its last chunk is written.
     static func merge(_ plan: Plan, progress: ((Int, Int) -> Void)?, file: SafetensorsWriter.Placed?, batchLimit: Int = pendingLimit,
                       emit: (String, Tensor) -> Void) throws -> MergeReport {
         let recipe = plan.recipe
