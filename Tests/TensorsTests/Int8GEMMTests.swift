@@ -24,6 +24,25 @@ final class Int8GEMMTests: XCTestCase {
         return (v.map { Int32(max(0, min(255, ($0 * inv).rounded(.toNearestOrEven) + zero)) - zero) }, scale)
     }
 
+    /// n×k weights uniform in [−1, 1], packed, and their per-channel quantisation.
+    func layer(_ rng: inout SplitMix, n: Int, k: Int) -> (w: [Float], packed: Int8PackedWeights, wq: [([Int32], Float)]) {
+        let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }
+        return (w, packed, (0..<n).map { quantizeSymmetric(w[($0 * k)..<(($0 + 1) * k)]) })
+    }
+
+    /// y = x·Wᵀ (+ bias; y += … when `accumulate`) through the packed kernel.
+    func product(_ packed: Int8PackedWeights, _ x: [Float], m: Int, bias: [Float]? = nil, into y: inout [Float],
+                 accumulate: Bool = false, isa: Kernels.ISA? = nil) {
+        let (n, k) = (packed.n, packed.k)
+        x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+            let b = bias.map { UnsafeMutablePointer<Float>.allocate(capacity: $0.count) }
+            defer { b?.deallocate() }
+            if let bias, let b { b.update(from: bias, count: bias.count) }
+            packed.linear(x: xb.nonEmptyBase, ldx: k, bias: b, y: yb.nonEmptyBase, ldy: n, m: m, accumulate: accumulate, isa: isa)
+        } }
+    }
+
     /// The row's `count` entries of largest magnitude, lowest index first among equals.
     func largest(_ v: ArraySlice<Float>, _ count: Int) -> [Int] {
         Array(v.indices.sorted { abs(v[$0]) != abs(v[$1]) ? abs(v[$0]) > abs(v[$1]) : $0 < $1 }.prefix(count)).map { $0 - v.startIndex }
@@ -56,9 +75,7 @@ final class Int8GEMMTests: XCTestCase {
     func testOutliersDoNotCoarsenTheRestOfTheRow() {
         var rng = SplitMix(seed: 5)
         let (m, n, k) = (16, 32, 384)
-        let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
-        let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }
-        let wq = (0..<n).map { quantizeSymmetric(w[($0 * k)..<(($0 + 1) * k)]) }
+        let (_, packed, wq) = layer(&rng, n: n, k: k)
         var x = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
         for i in 0..<m { x[i * k + 7 + i] = i % 2 == 0 ? 40 : -40 }  // an outlier channel, either sign
         var weightsOnly = [Float](repeating: 0, count: m * n), whole = weightsOnly
@@ -76,9 +93,7 @@ final class Int8GEMMTests: XCTestCase {
         func rms(_ a: [Float], _ b: [Float]) -> Float { (zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(a.count)).squareRoot() }
         for isa in [Kernels.ISA.portable, .avx512] {
             var y = [Float](repeating: 0, count: m * n)
-            x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
-                packed.linear(x: xb.nonEmptyBase, ldx: k, bias: nil, y: yb.nonEmptyBase, ldy: n, m: m, isa: isa)
-            } }
+            product(packed, x, m: m, into: &y, isa: isa)
             let split = rms(y, weightsOnly), unsplit = rms(whole, weightsOnly)
             XCTAssertLessThan(split, unsplit / 10, "\(isa): activations' RMS error with the outliers split out \(split), quantised with the row \(unsplit)")
         }
@@ -102,18 +117,35 @@ final class Int8GEMMTests: XCTestCase {
             let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }
             for isa in [Kernels.ISA.portable, .avx512] {
                 var y = [Float](repeating: 0, count: m * n)
-                x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in y.withUnsafeMutableBufferPointer { yb in
-                    packed.linear(x: xb.nonEmptyBase, ldx: k, bias: bb.nonEmptyBase, y: yb.nonEmptyBase, ldy: n, m: m, isa: isa)
-                } } }
+                product(packed, x, m: m, bias: bias, into: &y, isa: isa)
                 var worst: Float = 0
                 for i in y.indices { worst = max(worst, abs(y[i] - want[i]) / max(1, abs(want[i]))) }
                 XCTAssertLessThanOrEqual(worst, 1e-5, "m \(m) n \(n) k \(k) isa \(isa)")
                 // y += …: twice the product (bias twice too).
-                x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in y.withUnsafeMutableBufferPointer { yb in
-                    packed.linear(x: xb.nonEmptyBase, ldx: k, bias: bb.nonEmptyBase, y: yb.nonEmptyBase, ldy: n, m: m, accumulate: true, isa: isa)
-                } } }
+                product(packed, x, m: m, bias: bias, into: &y, accumulate: true, isa: isa)
                 for i in y.indices { XCTAssertEqual(y[i], 2 * want[i], accuracy: 1e-4 * max(1, abs(want[i])), "accumulate \(isa)") }
             }
+        }
+    }
+
+    /// Rows holding NaN or ±infinity (a diverged upstream layer) go through without a trap on
+    /// every path, and leave the finite rows of the same call exact.
+    func testNonFiniteRowsDoNotTrapOrSpillIntoOtherRows() {
+        var rng = SplitMix(seed: 9)
+        let (m, n, k) = (6, 32, 96)
+        let (w, packed, _) = layer(&rng, n: n, k: k)
+        var x = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        x[0 * k + 3] = .nan
+        x[1 * k + 5] = .infinity
+        x[2 * k + 7] = -.infinity; x[2 * k + 8] = .infinity
+        for p in 0..<k { x[3 * k + p] = .nan }
+        let want = reference(x: x, w: w, bias: nil, m: m, n: n, k: k)
+        for isa in [Kernels.ISA.portable, .avx512] {
+            var y = [Float](repeating: 0, count: m * n)
+            product(packed, x, m: m, into: &y, isa: isa)
+            for i in 4..<m { for j in 0..<n {
+                XCTAssertEqual(y[i * n + j], want[i * n + j], accuracy: 1e-5 * max(1, abs(want[i * n + j])), "\(isa) finite row \(i)")
+            } }
         }
     }
 
@@ -125,9 +157,7 @@ final class Int8GEMMTests: XCTestCase {
     func testQuantisationErrorIsSmall() {
         var rng = SplitMix(seed: 11)
         let (m, n, k) = (24, 48, 384)
-        let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
-        let packed = w.withUnsafeBufferPointer { Int8PackedWeights($0.nonEmptyBase, n: n, k: k) }
-        let wq = (0..<n).map { quantizeSymmetric(w[($0 * k)..<(($0 + 1) * k)]) }
+        let (w, packed, wq) = layer(&rng, n: n, k: k)
         // (rows, bound on the error to the float product, bound on the activations' error relative to symmetric rows')
         for (name, range, bound, gain) in [("symmetric", Float(-1)...1, Float(0.015), Float(1.01)), ("one-sided", -0.17...2, 0.015, 0.65)] {
             let x = (0..<(m * k)).map { _ in Float.random(in: range, using: &rng) }
@@ -143,9 +173,7 @@ final class Int8GEMMTests: XCTestCase {
                 }
             }
             var y = [Float](repeating: 0, count: m * n)
-            x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
-                packed.linear(x: xb.nonEmptyBase, ldx: k, bias: nil, y: yb.nonEmptyBase, ldy: n, m: m)
-            } }
+            product(packed, x, m: m, into: &y)
             func rmsError(_ a: [Float], _ b: [Float]) -> Float { (zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Float(a.count)).squareRoot() }
             let rms = (exact.reduce(0) { $0 + $1 * $1 } / Float(exact.count)).squareRoot()
             let err = rmsError(y, exact) / rms
