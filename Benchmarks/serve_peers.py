@@ -288,7 +288,7 @@ def first_load_once(alloy, adapters, store, env, what):
         extra = [1e3 * (f - w) for _, f, w in rows]
         print(json.dumps({"server": "alloy", "workload": f"first request of an adapter from the store: {what}",
                           "statuses": [s for s, _, _ in rows], "added_ms_median": round(statistics.median(extra), 2),
-                          "added_ms_max": round(max(extra), 2), "warm_ms_median": round(1e3 * statistics.median(w for _, _, w in rows), 2)}), flush=True)
+                          "added_ms_max": round(max(extra), 2), "added_ms": [round(x, 2) for x in extra], "warm_ms_median": round(1e3 * statistics.median(w for _, _, w in rows), 2)}), flush=True)
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)

@@ -32,6 +32,31 @@ public indirect enum JSONValue: Equatable, Sendable {
         if case .object(let m) = self { return m.first { $0.0 == key }?.1 }
         return nil
     }
+
+    /// The string, if this is one.
+    public var string: String? { if case .string(let s) = self { return s }; return nil }
+    /// The boolean, if this is one.
+    public var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
+    /// The number as an `Int`: an integer literal, or a number with no fraction that fits.
+    public var int: Int? {
+        switch self {
+        case .integer(let i): return i
+        case .number(let d): return d.rounded() == d && abs(d) < 0x1p62 ? Int(d) : nil
+        default: return nil
+        }
+    }
+    /// The number as a `Double`, integer literals included.
+    public var double: Double? {
+        switch self {
+        case .integer(let i): return Double(i)
+        case .number(let d): return d
+        default: return nil
+        }
+    }
+    /// The elements, if this is an array.
+    public var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    /// The members in document order, if this is an object.
+    public var members: [(String, JSONValue)]? { if case .object(let m) = self { return m }; return nil }
 }
 
 /// Why a JSON text was rejected; `offset` is a byte offset into the text.

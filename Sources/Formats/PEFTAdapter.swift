@@ -52,24 +52,46 @@ public struct PEFTAdapter {
         self.directory = source
         let directory = source
         func fail(_ r: String) -> PEFTError { PEFTError(path: directory, reason: r) }
-        guard let cfg = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw fail("adapter_config.json is not a JSON object") }
-        guard (cfg["peft_type"] as? String)?.uppercased() == "LORA" else { throw fail("peft_type is \(cfg["peft_type"] ?? "missing"); only LORA is supported") }
-        guard let r = cfg["r"] as? Int, r > 0 else { throw fail("adapter_config.json lacks a positive r") }
+        let cfg: JSONValue
+        do { cfg = try data.withUnsafeBytes { try JSONValue.parse($0, maxDepth: 32) } } catch {
+            throw fail("adapter_config.json is not valid JSON (\(error))")
+        }
+        guard cfg.members != nil else { throw fail("adapter_config.json is not a JSON object") }
+        /// A present, non-null field of the wrong type is an error, never a silent default.
+        func field<T>(_ key: String, _ type: String, _ read: (JSONValue) -> T?) throws -> T? {
+            guard let v = cfg[key], v != .null else { return nil }
+            guard let t = read(v) else { throw fail("\(key) in adapter_config.json must be \(type), is \(v.serialized().prefix(80))") }
+            return t
+        }
+        let peftType = try field("peft_type", "a string", \.string)
+        guard peftType?.uppercased() == "LORA" else { throw fail("peft_type is \(peftType ?? "missing"); only LORA is supported") }
+        guard let r = try field("r", "an integer", \.int), r > 0 else { throw fail("adapter_config.json lacks a positive r") }
         rank = r
-        alpha = (cfg["lora_alpha"] as? NSNumber)?.doubleValue ?? Double(r)
-        useRSLoRA = cfg["use_rslora"] as? Bool ?? false
-        if cfg["fan_in_fan_out"] as? Bool == true { throw fail("fan_in_fan_out = true (Conv1D models) is not supported for BERT-family encoders") }
-        if let bias = cfg["bias"] as? String, bias != "none" { throw fail("bias = \"\(bias)\" is not supported (only \"none\")") }
-        if cfg["use_dora"] as? Bool == true { throw fail("DoRA adapters are not supported") }
-        if let t = cfg["target_modules"] as? [String] { targetModules = t }
-        else if let t = cfg["target_modules"] as? String { targetModules = [t] }
-        else { targetModules = [] }
-        modulesToSave = cfg["modules_to_save"] as? [String] ?? []
-        baseModelName = cfg["base_model_name_or_path"] as? String
-        taskType = cfg["task_type"] as? String
-        baseModelClass = (cfg["auto_mapping"] as? [String: Any])?["base_model_class"] as? String
-        let rankPattern = (cfg["rank_pattern"] as? [String: Int]) ?? [:]
-        let alphaPattern = ((cfg["alpha_pattern"] as? [String: NSNumber]) ?? [:]).mapValues(\.doubleValue)
+        alpha = try field("lora_alpha", "a number", \.double) ?? Double(r)
+        useRSLoRA = try field("use_rslora", "a boolean", \.bool) ?? false
+        if try field("fan_in_fan_out", "a boolean", \.bool) == true { throw fail("fan_in_fan_out = true (Conv1D models) is not supported for BERT-family encoders") }
+        if let bias = try field("bias", "a string", \.string), bias != "none" { throw fail("bias = \"\(bias)\" is not supported (only \"none\")") }
+        if try field("use_dora", "a boolean", \.bool) == true { throw fail("DoRA adapters are not supported") }
+        let strings: (JSONValue) -> [String]? = { v in v.array.flatMap { a in
+            let s = a.compactMap(\.string)
+            return s.count == a.count ? s : nil
+        } }
+        targetModules = try field("target_modules", "a string or a list of strings") { v in v.string.map { [$0] } ?? strings(v) } ?? []
+        modulesToSave = try field("modules_to_save", "a list of strings", strings) ?? []
+        baseModelName = try field("base_model_name_or_path", "a string", \.string)
+        taskType = try field("task_type", "a string", \.string)
+        baseModelClass = try field("auto_mapping", "an object", \.members).flatMap { m in m.first { $0.0 == "base_model_class" }?.1.string }
+        func numbers<V>(_ key: String, _ read: @escaping (JSONValue) -> V?) throws -> [String: V] {
+            let members = try field(key, "an object of numbers", \.members) ?? []
+            var out: [String: V] = [:]
+            for (k, v) in members {
+                guard let n = read(v) else { throw fail("\(key).\(k) in adapter_config.json must be a number, is \(v.serialized().prefix(80))") }
+                out[k] = n
+            }
+            return out
+        }
+        let rankPattern = try numbers("rank_pattern", \.int)
+        let alphaPattern = try numbers("alpha_pattern", \.double)
         let file = try weights()
 
         func pattern<V>(_ p: [String: V], _ module: String) -> V? {
@@ -80,11 +102,10 @@ public struct PEFTAdapter {
             var n = name
             if n.hasPrefix("base_model.model.") { n.removeFirst("base_model.model.".count) }
             let t = try file.tensor(name)
-            if let range = n.range(of: ".lora_A.") ?? n.range(of: ".lora_B.") {
-                let module = String(n[..<range.lowerBound])
+            if let (module, isA) = Self.loraFactor(n) {
                 guard n.hasSuffix(".weight") else { throw fail("tensor \"\(name)\": only LoRA weights are supported") }
                 guard t.shape.rank == 2, t.dtype.isFloatingPoint else { throw fail("tensor \"\(name)\" must be a floating-point matrix, is \(t.dtype.rawValue) \(t.shape)") }
-                if n[range].contains("lora_A") { a[module] = try t.converted(to: .f32) } else { b[module] = try t.converted(to: .f32) }
+                if isA { a[module] = try t.converted(to: .f32) } else { b[module] = try t.converted(to: .f32) }
             } else if modulesToSave.contains(where: { n.hasPrefix($0 + ".") || n.contains("." + $0 + ".") }) {
                 saved[n.replacingOccurrences(of: ".modules_to_save.default", with: "")] = try t.converted(to: .f32)
             } else {
@@ -107,6 +128,20 @@ public struct PEFTAdapter {
         guard !modules.isEmpty || !saved.isEmpty else { throw fail("adapter_model.safetensors holds no LoRA weights") }
         self.modules = modules
         self.savedTensors = saved
+    }
+
+    /// The module of a LoRA factor's tensor name (`<module>.lora_A.<adapter>.weight`) and
+    /// whether it is A: the text before the first `.lora_A.`, else the first `.lora_B.`.
+    static func loraFactor(_ name: String) -> (module: String, isA: Bool)? {
+        let u = Array(name.utf8)
+        func find(_ factor: UInt8) -> Int? {
+            let marker = Array(".lora_".utf8) + [factor, UInt8(ascii: ".")]
+            guard u.count >= marker.count else { return nil }
+            return (0...(u.count - marker.count)).first { i in u[i] == marker[0] && u[i..<(i + marker.count)].elementsEqual(marker) }
+        }
+        if let i = find(UInt8(ascii: "A")) { return (String(decoding: u[..<i], as: UTF8.self), true) }
+        if let i = find(UInt8(ascii: "B")) { return (String(decoding: u[..<i], as: UTF8.self), false) }
+        return nil
     }
 }
 

@@ -39,6 +39,7 @@ public final class AlloyServer: Sendable {
                                    capacity: options.maxAdapters, metrics: metrics)
         batcher = Batcher(encoder: encoder, maxBatchTokens: options.maxBatchTokens, metrics: metrics)
         tokens = Dictionary(encoder.tokenizer.vocab.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
+        try warmUp()
         batcher.start()
     }
 

@@ -82,7 +82,11 @@ final class Catalog: Sendable {
     /// Resolves a name, a digest or a unique digest prefix (≥ 6 hex digits).
     func resolve(_ ref: String) throws -> StoredItem {
         try db.read { db in
-            if let n = try NameRow.fetchOne(db, key: ref) { return try item(db, id: n.entryID) }
+            // Cached statements: a server resolves an adapter on its first request, and building
+            // and preparing each query's SQL cost more than running it.
+            if let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT entry_id FROM name WHERE name = ?"), arguments: [ref]) {
+                return try item(db, id: id)
+            }
             let hex = ref.hasPrefix("sha256:") ? String(ref.dropFirst(7)) : ref
             if hex.count >= 6, hex.allSatisfy(\.isHexDigit) {
                 let rows = try StoreEntry.filter(sql: "digest LIKE ?", arguments: [hex.lowercased() + "%"]).fetchAll(db)
@@ -116,15 +120,17 @@ final class Catalog: Sendable {
     }
 
     private func item(_ db: Database, id: Int64) throws -> StoredItem {
-        guard let e = try StoreEntry.fetchOne(db, key: id) else { throw StoreError.notFound(ref: "#\(id)", store: storeRoot) }
-        let names = try NameRow.filter(Column("entry_id") == id).order(Column("name")).fetchAll(db).map(\.name)
+        guard let e = try StoreEntry.fetchOne(db.cachedStatement(sql: "SELECT * FROM entry WHERE id = ?"), arguments: [id]) else {
+            throw StoreError.notFound(ref: "#\(id)", store: storeRoot)
+        }
+        let names = try String.fetchAll(db.cachedStatement(sql: "SELECT name FROM name WHERE entry_id = ? ORDER BY name"), arguments: [id])
         var blobs: [String: (String, Int)] = [:]
-        for b in try BlobRow.filter(Column("entry_id") == id).fetchAll(db) { blobs[b.role] = (b.sha256, b.bytes) }
-        let parents = try Row.fetchAll(db, sql: """
+        for b in try BlobRow.fetchAll(db.cachedStatement(sql: "SELECT * FROM blob WHERE entry_id = ?"), arguments: [id]) { blobs[b.role] = (b.sha256, b.bytes) }
+        let parents = try Row.fetchAll(db.cachedStatement(sql: """
             SELECT l.relation, l.weight,
                    COALESCE((SELECT MIN(n.name) FROM name n WHERE n.entry_id = l.parent_id), l.parent_name || ' (removed)') AS pname
             FROM lineage l WHERE l.entry_id = ? ORDER BY l.rowid
-            """, arguments: [id]).map { (name: $0["pname"] as String, relation: $0["relation"] as String, weight: $0["weight"] as Double?) }
+            """), arguments: [id]).map { (name: $0["pname"] as String, relation: $0["relation"] as String, weight: $0["weight"] as Double?) }
         return StoredItem(entry: e, names: names, blobs: blobs.mapValues { (sha256: $0.0, bytes: $0.1) }, parents: parents)
     }
 

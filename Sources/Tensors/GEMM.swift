@@ -61,12 +61,13 @@ public final class PackedWeights: @unchecked Sendable {
     /// The mapping `values` points into, or nil when `values` is owned.
     private let mapping: AnyObject?
 
-    /// Packs `w` (n×k row-major), the strips split over the cores.
+    /// Packs `w` (n×k row-major), the strips split over the cores when each core gets at least
+    /// 64 Ki values (a LoRA factor packs on the calling thread: waking a worker costs more).
     public convenience init(_ w: UnsafePointer<Float>, n: Int, k: Int) {
         let values = UnsafeMutablePointer<Float>.allocate(capacity: alloy_packed_size(Int32(n), Int32(k)))
         let strips = (n + 15) / 16
         let box = UnsafeSendableBox((w, values))
-        Parallel.forChunks(count: strips, minChunk: 8) { r in
+        Parallel.forChunks(count: strips, minChunk: max(8, (1 << 16) / max(16 * k, 1))) { r in
             let (w, out) = box.value
             let rows = min(n, r.upperBound * 16) - r.lowerBound * 16
             alloy_pack_weights(w + r.lowerBound * 16 * k, Int32(rows), Int32(k), out + r.lowerBound * 16 * k)

@@ -102,7 +102,8 @@ func benchRuntime(_ dir: String, _ sentences: String) throws {
     let tokens = ids.reduce(0) { $0 + $1.count }
     // Batches of 32 sequences of similar length, as `alloy embed` forms them.
     let order = ids.indices.sorted { ids[$0].count < ids[$1].count }
-    let batches = stride(from: 0, to: order.count, by: 32).map { Array(order[$0..<min(order.count, $0 + 32)]).map { ids[$0] } }
+    let size = max(1, option("--batch", default: 32))
+    let batches = stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min(order.count, $0 + size)]).map { ids[$0] } }
     let model = enc.model
     let lora = try randomLoRA(model, seed: 1)
     var unmergedSet = AdapterSet(); unmergedSet.loras = [(lora, 1)]
@@ -313,7 +314,8 @@ func benchForward(_ dir: String, _ sentences: String) throws {
     let texts = try String(contentsOfFile: sentences, encoding: .utf8).split(separator: "\n").map(String.init)
     let ids = enc.tokenize(texts)
     let order = ids.indices.sorted { ids[$0].count < ids[$1].count }
-    let batches = stride(from: 0, to: order.count, by: 32).map { Array(order[$0..<min(order.count, $0 + 32)]).map { ids[$0] } }
+    let size = max(1, option("--batch", default: 32))
+    let batches = stride(from: 0, to: order.count, by: size).map { Array(order[$0..<min(order.count, $0 + size)]).map { ids[$0] } }
     let model = enc.model
     let isas = Kernels.ISA.allCases.filter { $0.isSupported && $0 >= .avx2 }
     let initial = Kernels.isa
@@ -336,7 +338,7 @@ func benchForward(_ dir: String, _ sentences: String) throws {
     Kernels.useISA(initial)
     var result: [String: Any] = [
         "cpu": cpuModel(), "sequences": texts.count, "tokens": ids.reduce(0) { $0 + $1.count },
-        "threads": Parallel.threadCount, "reps": reps, "isa_supported": Kernels.supportedISA.description,
+        "threads": Parallel.threadCount, "reps": reps, "batch": size, "isa_supported": Kernels.supportedISA.description,
     ]
     for isa in isas {
         let name = isa.description
@@ -358,7 +360,7 @@ let usage = """
            alloy-bench runtime MODEL_DIR SENTENCES.txt [--reps N]
            alloy-bench gemm [--reps N]
            alloy-bench kernels [--reps N]
-           alloy-bench forward MODEL_DIR SENTENCES.txt [--reps N]
+           alloy-bench forward MODEL_DIR SENTENCES.txt [--reps N] [--batch N]
 
     """
 let needs = ["container": 3, "runtime": 4, "gemm": 2, "kernels": 2, "forward": 4]

@@ -14,6 +14,24 @@ final class JSONValueTests: XCTestCase {
         XCTAssertEqual(try JSONValue.parse(#"{"model_max_length": 1000000000000000019884624838656}"#)["model_max_length"], .number(1e30))
     }
 
+    func testTypedAccessors() throws {
+        let v = try JSONValue.parse(#"{"i": 3, "f": 3.0, "h": 3.5, "big": 1e30, "s": "x", "b": false, "a": [1], "o": {"k": null}}"#)
+        XCTAssertEqual(v["i"]?.int, 3)
+        XCTAssertEqual(v["f"]?.int, 3)
+        XCTAssertNil(v["h"]?.int)
+        XCTAssertNil(v["big"]?.int)
+        XCTAssertEqual(v["i"]?.double, 3)
+        XCTAssertEqual(v["h"]?.double, 3.5)
+        XCTAssertNil(v["s"]?.double)
+        XCTAssertEqual(v["s"]?.string, "x")
+        XCTAssertNil(v["i"]?.string)
+        XCTAssertEqual(v["b"]?.bool, false)
+        XCTAssertNil(v["i"]?.bool)
+        XCTAssertEqual(v["a"]?.array, [.integer(1)])
+        XCTAssertEqual(v["o"]?.members?.map(\.0), ["k"])
+        XCTAssertNil(v["a"]?.members)
+    }
+
     func testRejectsDuplicatesDepthAndGarbage() {
         let bad = [#"{"a":1,"a":2}"#, "[1,]", "{", #"{"a" 1}"#, "01", "1 2", #""\x""#, "\"a\u{01}\"", "-", "1e", #""\ud800""#,
                    String(repeating: "[", count: 100) + String(repeating: "]", count: 100)]
