@@ -60,3 +60,9 @@ void alloy_kernels_set_isa(int isa) {
 }
 
 int alloy_kernels_have_avx2(void) { return alloy_kernels_isa() >= ALLOY_ISA_AVX2; }
+
+void alloy_cpu_relax(void) {
+#if ALLOY_X86
+    __builtin_ia32_pause();
+#endif
+}

@@ -188,6 +188,10 @@ extension EncoderModel {
         let gelu = if case .gelu = epilogue { true } else { false }
         var residual: UnsafePointer<Float>?
         if case .residual(let r) = epilogue { residual = r }
+        if let parts = Self.columnBlocks(rows: T, n: N) {
+            linearByColumns(weight, parts, bias: bias, x, rows: T, into: &y, loras: loras, grouped: grouped, gelu: gelu, residual: residual, norm: norm)
+            return
+        }
         let blocks = Self.rowBlocks(T), eps = eps
         y.withUnsafeMutableBufferPointer { yb in
             x.withUnsafeBufferPointer { xb in
@@ -233,20 +237,88 @@ extension EncoderModel {
         return blocks
     }
 
+    /// The column blocks (whole 16-channel strips) of a linear layer over few rows, or nil when
+    /// blocks of rows share the work well. Below 48 rows per core, row blocks (at least 24
+    /// rows each, to stream the weight once per block) leave a core idle: one 65-token
+    /// sequence makes blocks of 24, 24 and 17 rows, 41 rows on one core and 24 on the other.
+    /// Columns split evenly, each core streams only its share of the weight, and every value
+    /// is computed as in the row blocks (the kernel's sums do not depend on the block).
+    static func columnBlocks(rows: Int, n: Int) -> [Range<Int>]? {
+        let cores = Parallel.threadCount
+        guard cores > 1, rows < 48 * cores, n >= 32 else { return nil }
+        let strips = (n + 15) / 16, parts = min(strips, 2 * cores)
+        let bounds = (0...parts).map { min(n, strips * $0 / parts * 16) }
+        return (0..<parts).map { bounds[$0]..<bounds[$0 + 1] }.filter { !$0.isEmpty }
+    }
+
+    /// `linear` over column blocks: the LoRA factors' first products (x Aᵀ, a few columns) are
+    /// computed once, then each block adds its columns of the second; GELU and a residual apply
+    /// per block, the Add & Norm to whole rows once every block is done.
+    private func linearByColumns(_ weight: PackedLinear, _ parts: [Range<Int>], bias: UnsafePointer<Float>?, _ x: [Float], rows T: Int,
+                                 into y: inout [Float], loras: [(LoRAWeights, Float)], grouped: [(Range<Int>, LoRAWeights, Float)], gelu: Bool,
+                                 residual: UnsafePointer<Float>?,
+                                 norm: (residual: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>)?) {
+        let (N, K) = (weight.n, weight.k)
+        // (rows, t = scale·x[rows]Aᵀ, B) per update, in `linear`'s order: every-row LoRAs, then groups.
+        let updates: [(rows: Range<Int>, t: [Float], lw: LoRAWeights)] = x.withUnsafeBufferPointer { xb in
+            (loras.map { (0..<T, $0.0, $0.1) } + grouped).map { rows, lw, scale in
+                (rows, lowRankProjection(lw, scale: scale, x: xb.nonEmptyBase, rows: rows, k: K), lw)
+            }
+        }
+        y.withUnsafeMutableBufferPointer { yb in
+            x.withUnsafeBufferPointer { xb in
+                let box = UnsafeSendableBox((yb.nonEmptyBase, xb.nonEmptyBase, residual))
+                Parallel.forEach(count: parts.count) { p in
+                    let (yp, xp, residual) = box.value
+                    let c = parts[p], width = c.count
+                    weight.linear(x: xp, ldx: K, bias: bias, y: yp, ldy: N, m: T, columns: c)
+                    for u in updates where !u.rows.isEmpty {
+                        u.t.withUnsafeBufferPointer { t in
+                            u.lw.packedB.linear(x: t.nonEmptyBase, ldx: u.lw.rank, bias: nil, y: yp + u.rows.lowerBound * N, ldy: N,
+                                                m: u.rows.count, accumulate: true, columns: c)
+                        }
+                    }
+                    for i in 0..<T {
+                        let yr = yp + i * N + c.lowerBound
+                        if gelu { Kernels.gelu(yr, count: width) }
+                        if let residual {
+                            let r = residual + i * N + c.lowerBound
+                            for j in 0..<width { yr[j] += r[j] }
+                        }
+                    }
+                }
+                if let (residual, gamma, beta) = norm {
+                    Kernels.layerNorm(yb.nonEmptyBase, rows: T, width: N, residual: residual, gamma: gamma, beta: beta, eps: eps)
+                }
+            }
+        }
+    }
+
+    /// scale · x[rows] Aᵀ (rows × rank), the first product of a LoRA update.
+    func lowRankProjection(_ lw: LoRAWeights, scale: Float, x: UnsafePointer<Float>, rows: Range<Int>, k K: Int) -> [Float] {
+        let r = lw.rank, M = rows.count
+        var t = [Float](repeating: 0, count: M * r)
+        guard M > 0 else { return t }
+        t.withUnsafeMutableBufferPointer { tb in
+            lw.packedA.linear(x: x + rows.lowerBound * K, ldx: K, bias: nil, y: tb.nonEmptyBase, ldy: r, m: M)
+            let s = lw.scale * scale
+            for i in 0..<(M * r) { tb[i] *= s }
+        }
+        return t
+    }
+
     /// y[rows] += scale · (x[rows] Aᵀ) Bᵀ, on the calling thread, with the packed linear kernel.
     func applyLoRA(_ lw: LoRAWeights, scale: Float, x: UnsafePointer<Float>, rows: Range<Int>, k K: Int, y: UnsafeMutablePointer<Float>, n N: Int) {
-        let r = lw.rank, M = rows.count
-        guard M > 0 else { return }
-        let t = UnsafeMutablePointer<Float>.allocate(capacity: M * r)
-        defer { t.deallocate() }
-        lw.packedA.linear(x: x + rows.lowerBound * K, ldx: K, bias: nil, y: t, ldy: r, m: M)
-        let s = lw.scale * scale
-        for i in 0..<(M * r) { t[i] *= s }
-        lw.packedB.linear(x: t, ldx: r, bias: nil, y: y + rows.lowerBound * N, ldy: N, m: M, accumulate: true)
+        guard !rows.isEmpty else { return }
+        let t = lowRankProjection(lw, scale: scale, x: x, rows: rows, k: K)
+        t.withUnsafeBufferPointer { t in
+            lw.packedB.linear(x: t.nonEmptyBase, ldx: lw.rank, bias: nil, y: y + rows.lowerBound * N, ldy: N, m: rows.count, accumulate: true)
+        }
     }
 
     /// Scaled dot-product attention, one sequence (all its heads) per task on both cores
-    /// (`Kernels.attentionHead`: no GEMM calls, no padding), longest sequences first.
+    /// (`Kernels.attentionHead`: no GEMM calls, no padding), longest sequences first; with
+    /// fewer sequences than two per core, each sequence's heads are split into that many tasks.
     func attention(_ q: [Float], _ k: [Float], _ v: [Float], offsets: [Int], bias: ScoreBias? = nil, into ctx: inout [Float]) {
         let H = hidden, nh = heads, d = H / nh
         let scale = 1 / Float(d).squareRoot()
@@ -256,11 +328,12 @@ extension EncoderModel {
                 // Longest sequences first, so that no long one is left for the end.
                 let length = { (s: Int) -> Int in offsets[s + 1] - offsets[s] }
                 let longestFirst = (0..<(offsets.count - 1)).sorted { length($0) > length($1) }
-                Parallel.forEach(count: longestFirst.count) { job in
-                    let s = longestFirst[job]
+                let split = max(1, min(nh, (2 * Parallel.threadCount) / max(1, longestFirst.count)))
+                Parallel.forEach(count: longestFirst.count * split) { job in
+                    let s = longestFirst[job / split], part = job % split
                     let off = offsets[s], L = offsets[s + 1] - off
                     let (qp, kp, vp, cp) = p.value
-                    for h in 0..<nh {
+                    for h in (nh * part / split)..<(nh * (part + 1) / split) {
                         let at = off * H + h * d
                         // A bias of j − i: the middle of its 2L − 1 values, read backwards row by row.
                         Kernels.attentionHead(q: qp + at, k: kp + at, v: vp + at, context: cp + at, length: L, headDim: d,

@@ -38,12 +38,14 @@ public final class BF16PackedWeights: @unchecked Sendable {
 
     /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread.
     public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                       ldy: Int, m: Int, accumulate: Bool = false, isa: Kernels.ISA? = nil) {
+                       ldy: Int, m: Int, accumulate: Bool = false, columns: Range<Int>? = nil, isa: Kernels.ISA? = nil) {
         guard m > 0 else { return }
+        let c = PackedWeights.strips(columns, n: n)
         let row = alloy_bf16_row_values(Int32(k))
         let xb = UnsafeMutablePointer<UInt16>.allocate(capacity: m * row)
         defer { xb.deallocate() }
         alloy_round_rows_bf16(x, Int32(ldx), Int32(m), Int32(k), xb)
-        alloy_linear_bf16_isa(xb, values, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0, (isa ?? Kernels.isa).rawValue)
+        alloy_linear_bf16_isa(xb, values + c.lowerBound * row, bias.map { $0 + c.lowerBound }, y + c.lowerBound, Int32(ldy), Int32(m),
+                              Int32(c.count), Int32(k), accumulate ? 1 : 0, (isa ?? Kernels.isa).rawValue)
     }
 }

@@ -71,8 +71,9 @@ public final class Int8PackedWeights: @unchecked Sendable {
     /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread: x's rows
     /// are quantised (per row) into scratch, then multiplied in integers.
     public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                       ldy: Int, m: Int, accumulate: Bool = false, isa: Kernels.ISA? = nil) {
+                       ldy: Int, m: Int, accumulate: Bool = false, columns: Range<Int>? = nil, isa: Kernels.ISA? = nil) {
         guard m > 0 else { return }
+        let c = PackedWeights.strips(columns, n: n)
         let rowBytes = alloy_quantized_row_bytes(Int32(k))
         let xq = UnsafeMutablePointer<UInt8>.allocate(capacity: m * rowBytes)
         let xs = UnsafeMutablePointer<Float>.allocate(capacity: m)
@@ -82,6 +83,7 @@ public final class Int8PackedWeights: @unchecked Sendable {
         defer { xq.deallocate(); xs.deallocate(); xz.deallocate(); oi.deallocate(); ov.deallocate() }
         let path = (isa ?? Kernels.isa).rawValue
         alloy_quantize_rows_u8(x, Int32(ldx), Int32(m), Int32(k), xq, xs, xz, oi, ov, path)
-        alloy_linear_i8_isa(xq, xs, xz, oi, ov, values, scale, colsum, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0, path)
+        alloy_linear_i8_isa(xq, xs, xz, oi, ov, values + c.lowerBound * rowBytes, scale + c.lowerBound, colsum + c.lowerBound,
+                            bias.map { $0 + c.lowerBound }, y + c.lowerBound, Int32(ldy), Int32(m), Int32(c.count), Int32(k), accumulate ? 1 : 0, path)
     }
 }

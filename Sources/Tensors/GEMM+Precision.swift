@@ -74,13 +74,14 @@ public enum PackedLinear: Sendable {
         switch self { case .f32(let p): return p.k; case .bf16(let p): return p.k; case .int8(let p): return p.k }
     }
 
-    /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread.
+    /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread; only
+    /// `columns` of y (whole 16-channel strips) when given, each as in the whole product.
     public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                       ldy: Int, m: Int, accumulate: Bool = false) {
+                       ldy: Int, m: Int, accumulate: Bool = false, columns: Range<Int>? = nil) {
         switch self {
-        case .f32(let p): p.linear(x: x, ldx: ldx, bias: bias, y: y, ldy: ldy, m: m, accumulate: accumulate)
-        case .bf16(let p): p.linear(x: x, ldx: ldx, bias: bias, y: y, ldy: ldy, m: m, accumulate: accumulate)
-        case .int8(let p): p.linear(x: x, ldx: ldx, bias: bias, y: y, ldy: ldy, m: m, accumulate: accumulate)
+        case .f32(let p): p.linear(x: x, ldx: ldx, bias: bias, y: y, ldy: ldy, m: m, accumulate: accumulate, columns: columns)
+        case .bf16(let p): p.linear(x: x, ldx: ldx, bias: bias, y: y, ldy: ldy, m: m, accumulate: accumulate, columns: columns)
+        case .int8(let p): p.linear(x: x, ldx: ldx, bias: bias, y: y, ldy: ldy, m: m, accumulate: accumulate, columns: columns)
         }
     }
 }

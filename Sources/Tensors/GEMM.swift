@@ -92,9 +92,21 @@ public final class PackedWeights: @unchecked Sendable {
     /// y[0..<m] = x[0..<m] Wᵀ + bias (y += … when `accumulate`) on the calling thread (x: m×k,
     /// row stride ldx; y: m×n, row stride ldy), on the path `Kernels.isa` (or `isa`, lowered to
     /// what the CPU supports): a 12×32 register block with AVX-512, 6×16 with AVX2 and portably.
+    ///
+    /// `columns` (output channels, starting at a multiple of 16: a strip) limits the product to
+    /// those columns of y; each is computed exactly as in the whole product.
     public func linear(x: UnsafePointer<Float>, ldx: Int, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>,
-                       ldy: Int, m: Int, accumulate: Bool = false, isa: Kernels.ISA? = nil) {
-        alloy_linear_packed_isa(x, Int32(ldx), values, bias, y, Int32(ldy), Int32(m), Int32(n), Int32(k), accumulate ? 1 : 0,
-                                (isa ?? Kernels.isa).rawValue)
+                       ldy: Int, m: Int, accumulate: Bool = false, columns: Range<Int>? = nil, isa: Kernels.ISA? = nil) {
+        let c = Self.strips(columns, n: n)
+        alloy_linear_packed_isa(x, Int32(ldx), values + c.lowerBound * k, bias.map { $0 + c.lowerBound }, y + c.lowerBound, Int32(ldy),
+                                Int32(m), Int32(c.count), Int32(k), accumulate ? 1 : 0, (isa ?? Kernels.isa).rawValue)
+    }
+
+    /// `columns`, or all n; a range that does not start on a strip or leaves 0..<n is a caller's
+    /// bug (the forward pass derives it from n), not input.
+    static func strips(_ columns: Range<Int>?, n: Int) -> Range<Int> {
+        guard let columns else { return 0..<n }
+        precondition(columns.lowerBound % 16 == 0 && columns.lowerBound >= 0 && columns.upperBound <= n, "columns \(columns) of \(n): not whole strips")
+        return columns
     }
 }

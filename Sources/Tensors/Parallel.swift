@@ -17,19 +17,18 @@ public enum Parallel {
         guard count > 0 else { return }
         let chunks = min(threadCount, max(1, count / max(minChunk, 1)))
         if chunks == 1 { body(0..<count); return }
-        withoutActuallyEscaping(body) { body in
-            let box = UnsafeSendableBox(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let lo = count * c / chunks, hi = count * (c + 1) / chunks
-                box.value(lo..<hi)
-            }
-        }
+        forEach(count: chunks) { c in body((count * c / chunks)..<(count * (c + 1) / chunks)) }
     }
 
-    /// Runs `body(i)` for each `i` in `0..<count` concurrently (one task per index).
+    /// The threads beside the caller's that run `forEach`'s tasks (`SpinPool`); nil on one core.
+    static let pool: SpinPool? = threadCount > 1 ? SpinPool(workers: threadCount - 1) : nil
+
+    /// Runs `body(i)` for each `i` in `0..<count` concurrently (one task per index), on the
+    /// spinning pool (`SpinPool`), or on `concurrentPerform` while the pool runs another loop.
     public static func forEach(count: Int, _ body: (Int) -> Void) {
         guard count > 0 else { return }
         if count == 1 || threadCount == 1 { for i in 0..<count { body(i) }; return }
+        if pool?.run(count: count, body) == true { return }
         withoutActuallyEscaping(body) { body in
             let box = UnsafeSendableBox(body)
             DispatchQueue.concurrentPerform(iterations: count) { box.value($0) }

@@ -103,6 +103,26 @@ final class ForwardTests: XCTestCase {
         }
     }
 
+    /// A sequence's states do not depend on how a linear layer's work is split: alone (few rows:
+    /// column blocks, heads split over the cores) and in a batch of hundreds of rows (row
+    /// blocks), equal to the bit, with a LoRA group and without, in every precision.
+    func testColumnAndRowBlocksComputeTheSameStates() throws {
+        guard Parallel.threadCount > 1 else { throw XCTSkip("one core: every layer runs as one row block, there is no split to compare") }
+        let rows = batch[0].count
+        XCTAssertNotNil(EncoderModel.columnBlocks(rows: rows, n: model.hidden), "a lone sequence takes the column blocks")
+        let crowd = Array(repeating: batch, count: 100 / batch.count + 1).flatMap { $0 }
+        XCTAssertNil(EncoderModel.columnBlocks(rows: crowd.reduce(0) { $0 + $1.count }, n: model.hidden), "a crowd takes the row blocks")
+        for precision in Precision.allCases {
+            let m = try EncoderModel(directory: Fixture.path("tiny"), precision: precision)
+            let lora = try LoRAAdapter(peft: Fixture.path("tiny/lora"), for: m)
+            for per in [nil, (lora, Float(0.5))] as [(adapter: LoRAAdapter, scale: Float)?] {
+                let alone = m.hiddenStates([batch[0]], perSequence: [per])
+                let crowded = m.hiddenStates(crowd, perSequence: crowd.indices.map { $0 % 2 == 0 ? per : nil })
+                XCTAssertEqual(Array(crowded.values[0..<(rows * m.hidden)]), alone.values, "\(precision), LoRA: \(per != nil)")
+            }
+        }
+    }
+
     func testAdapterForAnotherShapeOrArchitectureIsAClearError() throws {
         let dir = NSTemporaryDirectory() + "alloy-enc-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -75,6 +75,53 @@ final class KernelTests: XCTestCase {
         }
         XCTAssertTrue(hits.allSatisfy { $0 == 1 })
     }
+
+    /// The spinning pool under fire: thousands of short loops back to back, loops started from
+    /// several threads at once (one gets the pool, the others `concurrentPerform`) and loops
+    /// nested in tasks: every index of every loop runs exactly once.
+    func testParallelLoopsFromManyThreadsRunEachIndexOnce() {
+        let callers = 4, loops = 5000, width = 7
+        var hits = [Int32](repeating: 0, count: callers * loops * width * 3)
+        hits.withUnsafeMutableBufferPointer { h in
+            let p = UnsafeSendableBox(h.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: callers) { c in
+                for l in 0..<loops {
+                    let base = ((c * loops) + l) * width * 3
+                    Parallel.forEach(count: width) { i in
+                        p.value[base + i] += 1
+                        if i == 0 && l % 100 == 0 {
+                            Parallel.forEach(count: 2 * width) { j in p.value[base + width + j] += 1 }
+                        }
+                    }
+                    if l % 100 != 0 { for j in 0..<(2 * width) { p.value[base + width + j] += 1 } }
+                }
+            }
+        }
+        XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "\(hits.enumerated().filter { $0.1 != 1 }.prefix(5))")
+    }
+
+    /// Whole strips of a packed weight's columns, computed apart, equal the whole product
+    /// to the bit, in every precision and on every path this CPU has.
+    func testColumnRangesOfAProductEqualTheWholeProduct() throws {
+        var rng = SplitMix(seed: 7)
+        let (m, n, k) = (13, 80, 37)
+        let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let x = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let bias = (0..<n).map { _ in Float.random(in: 0...1, using: &rng) }
+        for precision in Precision.allCases {
+            let packed = w.withUnsafeBufferPointer { PackedLinear($0.baseAddress!, n: n, k: k, precision: precision) }
+            var whole = [Float](repeating: 0, count: m * n), pieces = whole
+            x.withUnsafeBufferPointer { xb in bias.withUnsafeBufferPointer { bb in
+                packed.linear(x: xb.baseAddress!, ldx: k, bias: bb.baseAddress!, y: &whole, ldy: n, m: m)
+                for c in [0..<16, 16..<48, 48..<64, 64..<80] {
+                    pieces.withUnsafeMutableBufferPointer { pb in
+                        packed.linear(x: xb.baseAddress!, ldx: k, bias: bb.baseAddress!, y: pb.baseAddress!, ldy: n, m: m, columns: c)
+                    }
+                }
+            } }
+            XCTAssertEqual(whole, pieces, "\(precision)")
+        }
+    }
 }
 
 final class TensorTests: XCTestCase {

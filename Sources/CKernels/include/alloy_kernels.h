@@ -29,6 +29,9 @@ void alloy_kernels_set_isa(int isa);
 /// unset): that path when the CPU supports it, the best supported otherwise.
 int alloy_kernels_isa_choose(const char *requested);
 
+/// A spin-wait hint (x86 PAUSE; nothing elsewhere): for threads polling a flag another core sets.
+void alloy_cpu_relax(void);
+
 /// "portable", "avx2" or "avx512".
 const char *alloy_kernels_isa_name(int isa);
 
