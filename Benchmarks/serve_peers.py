@@ -14,6 +14,7 @@ Usage:
   serve_peers.py --peer-st MODEL_DIR PORT ADAPTER_DIR[,…]      (the FastAPI peer itself)
 """
 import asyncio, json, os, random, shutil, signal, statistics, subprocess, sys, tempfile, time
+import urllib.request
 
 
 # --------------------------------------------------------------------------- peer (a) server
@@ -286,9 +287,13 @@ def first_load_once(alloy, adapters, store, env, what):
 
         rows = asyncio.run(measure())
         extra = [1e3 * (f - w) for _, f, w in rows]
+        # The server's own time for each load (from the store's blobs to a usable adapter).
+        listed = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/adapters"))
+        load_ms = {a["id"]: a["load_ms"] for a in listed}
         print(json.dumps({"server": "alloy", "workload": f"first request of an adapter from the store: {what}",
                           "statuses": [s for s, _, _ in rows], "added_ms_median": round(statistics.median(extra), 2),
-                          "added_ms_max": round(max(extra), 2), "added_ms": [round(x, 2) for x in extra], "warm_ms_median": round(1e3 * statistics.median(w for _, _, w in rows), 2)}), flush=True)
+                          "added_ms_max": round(max(extra), 2), "added_ms": [round(x, 2) for x in extra],
+                          "server_load_ms": [load_ms.get(f"expert{i}") for i in range(len(adapters))], "warm_ms_median": round(1e3 * statistics.median(w for _, _, w in rows), 2)}), flush=True)
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
@@ -348,6 +353,10 @@ def main():
             row = {"server": server, "workload": label, "concurrency": c, "errors": err, **summary(lat, duration)}
             print(json.dumps(row), flush=True)
             best[(server, label)] = max(best.get((server, label), 0), row["seq_per_s"])
+        # The peers are done: stopped, so that their idle threads do not share the cores with
+        # what follows, which measures Alloy alone.
+        for name in [k for k in procs if k != "alloy"]:
+            stop(procs.pop(name))
         # Half of saturating load, open loop, Alloy with the mixed adapters.
         sat = best.get(("alloy", f"{len(adapters)} adapters mixed"), 0) or float(os.environ.get("SATURATION", 0))
         if sat > 0 and "open" in parts:
@@ -361,13 +370,16 @@ def main():
             first_load(alloy, model, adapters, tmp, env)
     finally:
         for p in procs.values():
-            p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
 
 
 if __name__ == "__main__":
