@@ -31,6 +31,9 @@ Writes Tests/FormatsTests/Fixtures/torch/:
                         entries, an expanded view (stride 0), a big-endian archive and a legacy
                         (pre-1.6, non-zip) torch.save file.
   (The fuzz seed is Tests/FuzzTests/Seeds/torch/pytorch_model.bin: a two-tensor torch.save.)
+Also writes Tests/EncoderTests/Fixtures/tiny/lora-bin/: the tiny LoRA (tiny/lora) as PEFT saved
+adapters before safetensors became its default (PEFT < 0.7): adapter_model.bin, a torch.save of
+the same factors under the same names, beside the same adapter_config.json.
 
 Deterministic: seeded weights, and the random `.data/serialization_id` torch writes is
 replaced by a fixed one before the archive is written (the zip is rewritten entry by entry with
@@ -243,6 +246,15 @@ with zipfile.ZipFile(os.path.join(OUT, "hostile", "compressed.bin"), "w", compre
 with open(os.path.join(OUT, "hostile", "legacy.bin"), "wb") as f:
     f.write(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2) +
             pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2))
+
+# 8. A PEFT adapter saved as adapter_model.bin.
+from safetensors.torch import load_file
+lora = os.path.join(ROOT, "Tests", "EncoderTests", "Fixtures", "tiny", "lora")
+lora_bin = os.path.join(ROOT, "Tests", "EncoderTests", "Fixtures", "tiny", "lora-bin")
+os.makedirs(lora_bin, exist_ok=True)
+fixed_save(load_file(os.path.join(lora, "adapter_model.safetensors")), os.path.join(lora_bin, "adapter_model.bin"))
+with open(os.path.join(lora, "adapter_config.json"), "rb") as f, open(os.path.join(lora_bin, "adapter_config.json"), "wb") as g:
+    g.write(f.read())
 
 print("\n".join(verdicts))
 for root, _, files in sorted(os.walk(OUT)):

@@ -1,7 +1,8 @@
 import Foundation
 import Tensors
 
-/// A PEFT LoRA folder: `adapter_config.json` + `adapter_model.safetensors`.
+/// A PEFT LoRA folder: `adapter_config.json` + `adapter_model.safetensors` (or, as PEFT wrote
+/// before safetensors became its default, `adapter_model.bin`: a `torch.save` of the factors).
 ///
 /// Scaling follows PEFT: α/r, or α/√r with `use_rslora`; `rank_pattern` and `alpha_pattern`
 /// override r and α for modules whose name ends with a pattern key (PEFT matches
@@ -33,15 +34,26 @@ public struct PEFTAdapter {
 
     public init(directory: String) throws {
         let cfgPath = (directory as NSString).appendingPathComponent("adapter_config.json")
-        let wPath = (directory as NSString).appendingPathComponent("adapter_model.safetensors")
         guard let data = FileManager.default.contents(atPath: cfgPath) else {
             throw PEFTError(path: directory, reason: "no adapter_config.json: not a PEFT adapter folder")
         }
         try self.init(source: directory, config: data) {
-            guard FileManager.default.fileExists(atPath: wPath) else { throw PEFTError(path: directory, reason: "no adapter_model.safetensors") }
-            let file = try SafetensorsFile(path: wPath)
-            return (file.names, file.tensor)
+            let file = try Self.weights(in: directory)
+            return (file.tensors.map(\.name), file.tensor)
         }
+    }
+
+    /// The weight files a PEFT folder may hold, in the order PEFT's loader prefers them.
+    public static let weightFiles = ["adapter_model.safetensors", "adapter_model.bin"]
+
+    /// The folder's adapter weights: adapter_model.safetensors, else adapter_model.bin (read by
+    /// `TorchCheckpoint`, which rebuilds tensors without running the pickle).
+    public static func weights(in directory: String) throws -> any WeightFile {
+        let paths = weightFiles.map { (directory as NSString).appendingPathComponent($0) }
+        guard let path = paths.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw PEFTError(path: directory, reason: "no adapter_model.safetensors or adapter_model.bin")
+        }
+        return path.hasSuffix(".bin") ? try TorchCheckpoint(path: path) : try SafetensorsFile(path: path)
     }
 
     /// A PEFT LoRA held elsewhere than in a folder (a store's blobs): `config` is the bytes of
@@ -125,7 +137,7 @@ public struct PEFTAdapter {
             modules.append(Module(path: module, a: at, b: bt, scale: Float(scale)))
         }
         for module in b.keys where a[module] == nil { throw fail("module \(module) has lora_B but no lora_A") }
-        guard !modules.isEmpty || !saved.isEmpty else { throw fail("adapter_model.safetensors holds no LoRA weights") }
+        guard !modules.isEmpty || !saved.isEmpty else { throw fail("the adapter's weights hold no LoRA factors") }
         self.modules = modules
         self.savedTensors = saved
     }

@@ -172,8 +172,8 @@ struct Importer {
         return try commit(p, name: name, tags: tags, source: "alloy merge (\(method))")
     }
 
-    static func encodeTensors(_ f: SafetensorsFile, kind: String) throws -> AlloyWriter.Encoded {
-        let inputs = try f.names.map { n -> AlloyWriter.Input in
+    static func encodeTensors(_ f: any WeightFile, kind: String) throws -> AlloyWriter.Encoded {
+        let inputs = try f.tensors.map(\.name).map { n -> AlloyWriter.Input in
             let t = try f.tensor(n)
             return .init(name: n, tensor: t, codec: AlloyCodec.automatic(for: t))
         }
@@ -203,7 +203,8 @@ struct Importer {
         }
         // Every module against the base's shapes, named on mismatch.
         try BaseLayout(base: base, blobs: blobs).checkLoRA(peft, source: dir)
-        let file = try SafetensorsFile(path: (dir as NSString).appendingPathComponent("adapter_model.safetensors"))
+        // A .bin adapter is stored as any other: a checkout or export writes adapter_model.safetensors.
+        let file = try PEFTAdapter.weights(in: dir)
         let enc = try Self.encodeTensors(file, kind: "lora")
         let files = try Self.collectFiles(in: dir).filter { $0.0 == "adapter_config.json" || $0.0 == "README.md" }
         let ranks = Set(peft.modules.map { $0.a.shape.dims[0] }).sorted()

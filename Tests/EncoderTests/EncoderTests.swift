@@ -88,6 +88,17 @@ final class ForwardTests: XCTestCase {
         XCTAssertLessThan(try maxError(model.hiddenStates(batch, adapters: set), reference: "lora_plus_rslora"), 1e-5)
     }
 
+    /// A PEFT folder with adapter_model.bin (PEFT < 0.7) gives the same adapter as with
+    /// adapter_model.safetensors: the same factors (fixture: Scripts/make-fixtures-torch.py),
+    /// the same states to the bit.
+    func testLoRAFromAdapterModelBinEqualsSafetensors() throws {
+        var fromBin = AdapterSet(), fromSafetensors = AdapterSet()
+        fromBin.loras = [(try LoRAAdapter(peft: Fixture.path("tiny/lora-bin"), for: model), 1)]
+        fromSafetensors.loras = [(try LoRAAdapter(peft: Fixture.path("tiny/lora"), for: model), 1)]
+        XCTAssertEqual(model.hiddenStates(batch, adapters: fromBin).values, model.hiddenStates(batch, adapters: fromSafetensors).values)
+        XCTAssertNotEqual(model.hiddenStates(batch, adapters: fromBin).values, model.hiddenStates(batch).values)
+    }
+
     /// Each sequence with its own adapter, in one pass, equals running each alone.
     func testMixedAdapterBatchEqualsSeparateRuns() throws {
         let lora = try LoRAAdapter(peft: Fixture.path("tiny/lora"), for: model)

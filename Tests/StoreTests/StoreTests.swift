@@ -84,19 +84,20 @@ final class StoreRoundTripTests: XCTestCase {
     }
 
     /// A PEFT folder imported then exported is the same folder (tensors bit-exact, config
-    /// byte-exact), and the runtime gives PEFT's own outputs with it (1e-5, fixture from PEFT).
+    /// byte-exact; an adapter_model.bin comes back as adapter_model.safetensors), and the runtime
+    /// gives PEFT's own outputs with it (1e-5, fixture from PEFT).
     func testPEFTFolderRoundTripsAndGivesPEFTOutputs() throws {
         let s = try temporaryStore()
         _ = try s.importSource(Fixture.tiny(), options: ImportOptions(name: "tiny"))
-        for (name, dir) in [("lora", Fixture.tiny("lora")), ("cls", Fixture.path("peft_cls"))] {
+        for (name, dir) in [("lora", Fixture.tiny("lora")), ("lora-bin", Fixture.tiny("lora-bin")), ("cls", Fixture.path("peft_cls"))] {
             var o = ImportOptions(name: name); o.base = "tiny"
             XCTAssertEqual(try s.importSource(dir, options: o).item.entry.kind, .lora)
             let out = s.root + "/export-\(name)"
             try s.export(try s.resolve(name), format: .peft, to: out)
             XCTAssertEqual(FileManager.default.contents(atPath: out + "/adapter_config.json"), FileManager.default.contents(atPath: dir + "/adapter_config.json"))
-            let a = try SafetensorsFile(path: out + "/adapter_model.safetensors"), b = try SafetensorsFile(path: dir + "/adapter_model.safetensors")
-            XCTAssertEqual(Set(a.names), Set(b.names))
-            for n in b.names { XCTAssertTrue(try a.tensor(n).bitwiseEquals(b.tensor(n)), n) }
+            let a = try SafetensorsFile(path: out + "/adapter_model.safetensors"), b = try PEFTAdapter.weights(in: dir)
+            XCTAssertEqual(Set(a.names), Set(b.tensors.map(\.name)))
+            for n in b.tensors.map(\.name) { XCTAssertTrue(try a.tensor(n).bitwiseEquals(b.tensor(n)), n) }
         }
         let model = try EncoderModel(directory: try s.checkout(try s.resolve("tiny")))
         let outputs = try SafetensorsFile(path: Fixture.tiny("outputs.safetensors"))
