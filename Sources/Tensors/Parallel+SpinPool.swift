@@ -17,8 +17,13 @@ import Glibc
 /// One loop runs on the pool at a time; a loop started while another runs (another thread's, or
 /// one nested in a task) runs on `concurrentPerform` instead.
 final class SpinPool: @unchecked Sendable {
-    /// How long a worker polls for the next loop before it sleeps.
-    static let spinNanoseconds: UInt64 = 200_000
+    /// How long a worker polls for the next loop before it sleeps: the loops of one forward pass
+    /// follow each other within microseconds; between passes the cores are left to others.
+    static let spinNanoseconds: UInt64 = 50_000
+    /// How long the caller polls for the loop's last tasks before it sleeps until they finish:
+    /// longer than a task normally runs, and short enough that a worker preempted mid-task (the
+    /// cores shared with other processes) gets the caller's core instead of waiting behind it.
+    static let waitNanoseconds: UInt64 = 200_000
 
     private let workers: Int
     /// The loop in one word: generation (bits 40…63), task count (20…39), next unclaimed task
@@ -37,6 +42,9 @@ final class SpinPool: @unchecked Sendable {
     private let slot: UnsafeMutablePointer<((Int) -> Void)?>
     private var mutex = pthread_mutex_t()
     private var wake = pthread_cond_t()
+    /// The caller sleeps on `done` (under `mutex`) while `callerWaits`.
+    private var done = pthread_cond_t()
+    private let callerWaits = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)
 
     init(workers: Int) {
@@ -45,6 +53,7 @@ final class SpinPool: @unchecked Sendable {
         slot.initialize(to: nil)
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&wake, nil)
+        pthread_cond_init(&done, nil)
     }
 
     /// Runs `body(i)` for each `i` in `0..<count` on the calling thread and the workers; false
@@ -65,11 +74,20 @@ final class SpinPool: @unchecked Sendable {
                 pthread_mutex_unlock(&mutex)
             }
             work(generation: generation)
-            var polls = 0
-            while finished.load(ordering: .acquiring) < count {
-                alloy_cpu_relax()
-                polls += 1
-                if polls & 1023 == 0 { sched_yield() }  // a worker preempted mid-task
+            if finished.load(ordering: .acquiring) < count {
+                let deadline = Self.monotonicNanoseconds() + Self.waitNanoseconds
+                var polls = 0
+                while finished.load(ordering: .acquiring) < count {
+                    alloy_cpu_relax()
+                    polls += 1
+                    if polls & 63 == 0, Self.monotonicNanoseconds() > deadline {
+                        pthread_mutex_lock(&mutex)
+                        callerWaits.store(true, ordering: .sequentiallyConsistent)
+                        while finished.load(ordering: .sequentiallyConsistent) < count { pthread_cond_wait(&done, &mutex) }
+                        callerWaits.store(false, ordering: .relaxed)
+                        pthread_mutex_unlock(&mutex)
+                    }
+                }
             }
             slot.pointee = nil
         }
@@ -85,7 +103,12 @@ final class SpinPool: @unchecked Sendable {
             let (exchanged, now) = state.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
             if exchanged {
                 runTask(Int(index))
-                finished.wrappingAdd(1, ordering: .releasing)
+                if finished.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue == Int(count),
+                   callerWaits.load(ordering: .sequentiallyConsistent) {
+                    pthread_mutex_lock(&mutex)
+                    pthread_cond_broadcast(&done)
+                    pthread_mutex_unlock(&mutex)
+                }
                 current = state.load(ordering: .acquiring)
             } else {
                 current = now

@@ -100,6 +100,23 @@ final class KernelTests: XCTestCase {
         XCTAssertTrue(hits.allSatisfy { $0 == 1 }, "\(hits.enumerated().filter { $0.1 != 1 }.prefix(5))")
     }
 
+    /// A loop whose last task outlasts the caller's polling (the caller then sleeps until the
+    /// worker finishes it) still runs every index once and returns.
+    func testLoopsWithALongTaskWakeTheSleepingCaller() {
+        for _ in 0..<50 {
+            // The caller claims task 0 first; the worker, polling since the previous loop, task 1.
+            var hits = [Int32](repeating: 0, count: 2)
+            hits.withUnsafeMutableBufferPointer { h in
+                let p = UnsafeSendableBox(h.baseAddress!)
+                Parallel.forEach(count: 2) { i in
+                    if i == 1 { usleep(2_000) }
+                    p.value[i] += 1
+                }
+            }
+            XCTAssertEqual(hits, [1, 1])
+        }
+    }
+
     /// Whole strips of a packed weight's columns, computed apart, equal the whole product
     /// to the bit, in every precision and on every path this CPU has.
     func testColumnRangesOfAProductEqualTheWholeProduct() throws {
