@@ -306,7 +306,8 @@ def main():
     duration = float(args[args.index("--duration") + 1]) if "--duration" in args else 10.0
     only = args[args.index("--only") + 1] if "--only" in args else None
     # PARTS=closed,open,first (default all): the closed-loop cells, the open loops at half of
-    # saturation (SATURATION=seq/s gives it when the closed loops are skipped), the first loads.
+    # saturation (SATURATION=seq/s gives it when the closed loops are skipped; OPEN_RUNS runs of
+    # each arrival process), the first loads.
     parts = set(os.environ.get("PARTS", "closed,open,first").split(","))
     alloy, model, sentences, adapters = args[0], args[1], args[2], args[3].split(",")
     texts = [l for l in open(sentences).read().split("\n") if l]
@@ -360,7 +361,9 @@ def main():
         # Half of saturating load, open loop, Alloy with the mixed adapters.
         sat = best.get(("alloy", f"{len(adapters)} adapters mixed"), 0) or float(os.environ.get("SATURATION", 0))
         if sat > 0 and "open" in parts:
-            for even in (False, True):
+            # OPEN_RUNS (default 3) runs of each arrival process, alternating: on two shared cores
+            # one run's p99 moves with the machine.
+            for even in [False, True] * int(os.environ.get("OPEN_RUNS", "3")):
                 arrivals = "constant rate (evenly spaced)" if even else "Poisson arrivals"
                 before = scrape(ports["alloy"])
                 lat, err = asyncio.run(open_loop(ports["alloy"], "tei", texts, adapters, sat / 2, duration, even=even))
