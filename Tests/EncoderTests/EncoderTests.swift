@@ -99,6 +99,21 @@ final class ForwardTests: XCTestCase {
         XCTAssertNotEqual(model.hiddenStates(batch, adapters: fromBin).values, model.hiddenStates(batch).values)
     }
 
+    /// A damaged adapter_model.bin (truncated, or not a torch.save archive at all) is an error
+    /// that names the file, from the loader and from the store's import; never a trap.
+    func testDamagedAdapterModelBinIsAnErrorNamingTheFile() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: Fixture.path("tiny/lora-bin/adapter_model.bin")))
+        for (label, damaged) in [("truncated", bytes.prefix(bytes.count / 2)), ("cut to its head", bytes.prefix(40)),
+                                 ("not an archive", Data("not a checkpoint".utf8)), ("empty", Data())] {
+            let dir = NSTemporaryDirectory() + "alloy-bad-bin-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try FileManager.default.copyItem(atPath: Fixture.path("tiny/lora-bin/adapter_config.json"), toPath: dir + "/adapter_config.json")
+            try Data(damaged).write(to: URL(fileURLWithPath: dir + "/adapter_model.bin"))
+            XCTAssertThrowsError(try LoRAAdapter(peft: dir, for: model), label) { XCTAssertTrue("\($0)".contains("adapter_model.bin"), "\(label): \($0)") }
+        }
+    }
+
     /// Each sequence with its own adapter, in one pass, equals running each alone.
     func testMixedAdapterBatchEqualsSeparateRuns() throws {
         let lora = try LoRAAdapter(peft: Fixture.path("tiny/lora"), for: model)
